@@ -37,6 +37,14 @@ pub enum CoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A safetensors file that does not hold what it should.
+    #[error("{path}: {reason}; delete the file (or its artifact folder) to have it recomputed")]
+    Tensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A metadata file that does not parse.
     #[error("malformed JSON in {path}: {source}; delete the file to have it recomputed")]
     Json {

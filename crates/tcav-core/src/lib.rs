@@ -13,9 +13,11 @@
 
 pub mod error;
 pub mod layout;
+pub mod matrix;
 pub mod seed;
 pub mod store;
 
 pub use error::{CoreError, Result};
+pub use matrix::Matrix;
 pub use layout::{ImageSetDir, SetName, Split, TcavLayout, TrainLayout};
 pub use store::{ArtifactKey, ArtifactStore, KeyBuilder};
