@@ -1,1 +1,167 @@
-fn main() {}
+//! `cargo xtask`: the project's one entry point.
+//!
+//! It finds or installs libtorch (through PyPI, the only source reachable on
+//! our machines), then runs cargo with the environment that tch needs.
+//! It never depends on libtorch itself, so it builds on a fresh machine.
+
+mod libtorch;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  experiment [--config FILE] [--cuda] [--cpu]   run an experiment (default: datasets/builtin/experiment.toml)
+                                                and print where its report is
+  test [--cuda] [-- CARGO TEST ARGS]            run every test of the workspace
+  bench [--cuda] [-- CRITERION ARGS]            run the benchmarks
+  lint [--cuda]                                 clippy on every crate, warnings as errors
+  setup [--cuda]                                install libtorch only, and print the environment it needs
+
+options:
+  --cuda   install the CUDA build of libtorch (automatic when an NVIDIA driver is present)
+  --cpu    run the experiment on the CPU even when CUDA is available
+";
+
+/// The parsed command line.
+#[derive(Debug, PartialEq)]
+struct Args {
+    command: String,
+    config: Option<PathBuf>,
+    cuda: bool,
+    cpu: bool,
+    rest: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut iter = args.iter();
+    let command = iter.next().ok_or("no command given")?.clone();
+    let mut parsed = Args { command, config: None, cuda: false, cpu: false, rest: Vec::new() };
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--cuda" => parsed.cuda = true,
+            "--cpu" => parsed.cpu = true,
+            "--config" => parsed.config = Some(PathBuf::from(iter.next().ok_or("--config needs a file")?)),
+            "--" => {
+                parsed.rest.extend(iter.by_ref().cloned());
+            }
+            other => return Err(format!("unknown option `{other}`")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn project_root() -> PathBuf {
+    // xtask/ lives directly under the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run(mut command: Command, what: &str) -> Result<(), String> {
+    let status = command.status().map_err(|e| format!("could not start {what}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{what} failed ({status})")) }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse(&argv) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("error: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match dispatch(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &Args) -> Result<(), String> {
+    let root = project_root();
+    let started = Instant::now();
+    match args.command.as_str() {
+        "setup" => {
+            let env = libtorch::ensure(&root, args.cuda)?;
+            for (key, value) in &env.vars {
+                println!("export {key}={value}");
+            }
+            Ok(())
+        }
+        "experiment" => {
+            let env = libtorch::ensure(&root, args.cuda)?;
+            let config = args.config.clone().unwrap_or_else(|| root.join("datasets/builtin/experiment.toml"));
+            let mut command = cargo();
+            command.current_dir(&root).args(["run", "--quiet", "--package", "tcav-experiment", "--bin", "tcav", "--", "run"]);
+            command.arg(&config);
+            if args.cpu {
+                command.arg("--cpu");
+            }
+            env.apply(&mut command);
+            run(command, "the experiment")?;
+            eprintln!("cargo xtask experiment: done in {:.0} s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        "test" => {
+            let env = libtorch::ensure(&root, args.cuda)?;
+            let mut command = cargo();
+            command.current_dir(&root).args(["test", "--workspace"]).args(&args.rest);
+            env.apply(&mut command);
+            run(command, "the tests")?;
+            eprintln!("cargo xtask test: done in {:.0} s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        "bench" => {
+            let env = libtorch::ensure(&root, args.cuda)?;
+            let mut command = cargo();
+            command.current_dir(&root).args(["bench", "--workspace", "--"]).args(&args.rest);
+            env.apply(&mut command);
+            run(command, "the benchmarks")
+        }
+        "lint" => {
+            let env = libtorch::ensure(&root, args.cuda)?;
+            let mut command = cargo();
+            command.current_dir(&root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+            env.apply(&mut command);
+            run(command, "clippy")
+        }
+        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_commands_options_and_passthrough() {
+        let args = parse(&strings(&["experiment", "--config", "x.toml", "--cuda"])).unwrap();
+        assert_eq!(args.command, "experiment");
+        assert_eq!(args.config, Some(PathBuf::from("x.toml")));
+        assert!(args.cuda && !args.cpu);
+        let args = parse(&strings(&["test", "--", "-p", "tcav-stats"])).unwrap();
+        assert_eq!(args.rest, ["-p", "tcav-stats"]);
+        assert!(parse(&strings(&["experiment", "--bogus"])).is_err());
+        assert!(parse(&strings(&["experiment", "--config"])).is_err());
+        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn the_project_root_holds_the_workspace_manifest() {
+        assert!(project_root().join("Cargo.toml").is_file());
+        assert!(project_root().join("datasets/builtin/experiment.toml").is_file());
+    }
+}

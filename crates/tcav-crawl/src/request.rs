@@ -1,0 +1,218 @@
+//! What to crawl ([`CrawlRequest`], part of an experiment's definition) and
+//! how politely to crawl it ([`CrawlOptions`], a property of the machine and
+//! the network, not of the experiment).
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tcav_core::SetName;
+
+use crate::error::CrawlError;
+use crate::sniff::ImageType;
+use crate::source::SourceSpec;
+
+/// One image set to fill: where to look and how many images to keep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlRequest {
+    /// The concept set or random set the images are for; also the folder
+    /// name under `<root>/raw/`.
+    pub set: SetName,
+    /// The search query, recorded in the manifest and passed to sources that
+    /// search.
+    pub query: String,
+    /// Where candidates come from, tried in order until `max_num` images are
+    /// kept or every source runs out.
+    pub sources: Vec<SourceSpec>,
+    /// How many images the set should hold; a rerun tops the set up to this.
+    pub max_num: usize,
+    /// Which downloads are kept.
+    #[serde(default)]
+    pub filters: Filters,
+}
+
+/// Which downloaded files are kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Filters {
+    /// Files smaller than this many bytes are rejected (icons, spacers).
+    pub min_bytes: u64,
+    /// Files larger than this many bytes are rejected; the download stops as
+    /// soon as it passes this size.
+    pub max_bytes: u64,
+    /// The image types kept, judged from the file's signature.
+    pub allowed_types: Vec<ImageType>,
+}
+
+/// The default cap on one file's size: 20 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
+
+impl Default for Filters {
+    fn default() -> Self {
+        Filters { min_bytes: 0, max_bytes: DEFAULT_MAX_BYTES, allowed_types: ImageType::ALL.to_vec() }
+    }
+}
+
+impl CrawlRequest {
+    /// Checks the fields that serde cannot, with messages naming the field.
+    pub fn validate(&self) -> Result<(), CrawlError> {
+        let bad = |field, problem: &str| CrawlError::InvalidRequest {
+            set: self.set.to_string(),
+            field,
+            problem: problem.to_owned(),
+        };
+        if self.max_num == 0 {
+            return Err(bad("max_num", "is 0: ask for at least one image"));
+        }
+        if self.sources.is_empty() {
+            return Err(bad("sources", "is empty: add at least one source (for example a `url_list` or a `local_folder`)"));
+        }
+        if self.filters.max_bytes == 0 {
+            return Err(bad("filters.max_bytes", "is 0: no image fits; raise it or leave it out for the 20 MiB default"));
+        }
+        if self.filters.min_bytes > self.filters.max_bytes {
+            return Err(bad(
+                "filters.min_bytes",
+                &format!("({}) is larger than filters.max_bytes ({}): no file can pass both", self.filters.min_bytes, self.filters.max_bytes),
+            ));
+        }
+        if self.filters.allowed_types.is_empty() {
+            return Err(bad("filters.allowed_types", "is empty: list at least one type, such as \"image/jpeg\", or leave it out to allow all"));
+        }
+        Ok(())
+    }
+}
+
+/// How the crawler behaves on the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrawlOptions {
+    /// The `User-Agent` header: says who is crawling and where to complain.
+    pub user_agent: String,
+    /// The limit on one request, from connecting to the last body byte.
+    pub timeout: Duration,
+    /// How many downloads run at once.
+    pub concurrency: usize,
+    /// How many times a download that failed for a passing reason (time-out,
+    /// lost connection, 429 or 5xx) is tried again within one crawl.
+    pub retries: usize,
+    /// The first wait before a retry; it doubles with each further retry.
+    pub retry_base_delay: Duration,
+    /// The longest `Retry-After` the crawler waits for; a server asking for
+    /// longer gets its URL recorded as a passing failure, retried next run.
+    pub max_retry_after: Duration,
+    /// The most requests per second sent to one host.
+    pub per_host_rate: NonZeroU32,
+    /// How many redirects one download may follow.
+    pub max_redirects: usize,
+}
+
+/// The default `User-Agent`.
+pub const DEFAULT_USER_AGENT: &str = "tcav-rs/0.1 (+https://example.invalid/tcav-rs)";
+
+impl Default for CrawlOptions {
+    fn default() -> Self {
+        CrawlOptions {
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            timeout: Duration::from_secs(30),
+            concurrency: 4,
+            retries: 3,
+            retry_base_delay: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(60),
+            per_host_rate: NonZeroU32::MIN.saturating_add(1),
+            max_redirects: 5,
+        }
+    }
+}
+
+impl CrawlOptions {
+    /// Checks that the options allow a crawl to make progress.
+    pub fn validate(&self) -> Result<(), CrawlError> {
+        let bad = |field, problem: &str| CrawlError::InvalidOptions { field, problem: problem.to_owned() };
+        if self.user_agent.trim().is_empty() {
+            return Err(bad("user_agent", "is empty: name the project and a contact URL, as the default does"));
+        }
+        if self.timeout.is_zero() {
+            return Err(bad("timeout", "is zero: every request would time out; use a few seconds or more"));
+        }
+        if self.concurrency == 0 {
+            return Err(bad("concurrency", "is 0: nothing would be downloaded; use 1 or more (default 4)"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_json(extra: &str) -> String {
+        format!(r#"{{"set": "striped", "query": "zebra", "sources": [{{"kind": "url_list", "path": "u.txt"}}], "max_num": 3{extra}}}"#)
+    }
+
+    #[test]
+    fn filters_default_to_a_20_mib_cap_and_all_types() {
+        let request: CrawlRequest = serde_json::from_str(&request_json("")).unwrap();
+        assert_eq!(request.filters.max_bytes, 20 * 1024 * 1024);
+        assert_eq!(request.filters.min_bytes, 0);
+        assert_eq!(request.filters.allowed_types, ImageType::ALL);
+        request.validate().unwrap();
+
+        let partial: CrawlRequest = serde_json::from_str(&request_json(r#", "filters": {"min_bytes": 10}"#)).unwrap();
+        assert_eq!(partial.filters.min_bytes, 10);
+        assert_eq!(partial.filters.max_bytes, DEFAULT_MAX_BYTES);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_at_every_level() {
+        for extra in [
+            r#", "maxnum": 3"#,
+            r#", "filters": {"max_byte": 3}"#,
+            r#", "filters": {"allowed_types": ["image/svg+xml"]}"#,
+        ] {
+            let err = serde_json::from_str::<CrawlRequest>(&request_json(extra)).unwrap_err().to_string();
+            assert!(err.contains("unknown") || err.contains("variant"), "{extra}: {err}");
+        }
+        let typo_in_source = r#"{"set": "s", "query": "", "sources": [{"kind": "url_list", "pth": "u.txt"}], "max_num": 1}"#;
+        assert!(serde_json::from_str::<CrawlRequest>(typo_in_source).is_err());
+        let bad_set = r#"{"set": "a/b", "query": "", "sources": [], "max_num": 1}"#;
+        assert!(serde_json::from_str::<CrawlRequest>(bad_set).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field_to_fix() {
+        let base: CrawlRequest = serde_json::from_str(&request_json("")).unwrap();
+        type BreakIt = fn(&mut CrawlRequest);
+        let cases: [(&str, BreakIt); 5] = [
+            ("max_num", |r| r.max_num = 0),
+            ("sources", |r| r.sources.clear()),
+            ("filters.max_bytes", |r| r.filters.max_bytes = 0),
+            ("filters.min_bytes", |r| r.filters.min_bytes = r.filters.max_bytes + 1),
+            ("filters.allowed_types", |r| r.filters.allowed_types.clear()),
+        ];
+        for (field, break_it) in cases {
+            let mut request = base.clone();
+            break_it(&mut request);
+            let err = request.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{field}`")) && err.contains("striped"), "{err}");
+        }
+
+        let mut options = CrawlOptions::default();
+        options.validate().unwrap();
+        options.concurrency = 0;
+        assert!(options.validate().unwrap_err().to_string().contains("concurrency"));
+        let options = CrawlOptions { user_agent: " ".into(), ..CrawlOptions::default() };
+        assert!(options.validate().unwrap_err().to_string().contains("user_agent"));
+        let options = CrawlOptions { timeout: Duration::ZERO, ..CrawlOptions::default() };
+        assert!(options.validate().unwrap_err().to_string().contains("timeout"));
+    }
+
+    #[test]
+    fn default_options_are_polite() {
+        let options = CrawlOptions::default();
+        assert!(options.user_agent.starts_with("tcav-rs/") && options.user_agent.contains("+http"));
+        assert_eq!(options.concurrency, 4);
+        assert_eq!(options.per_host_rate.get(), 2);
+        assert_eq!(options.max_redirects, 5);
+    }
+}

@@ -1,0 +1,200 @@
+//! The experiment config: one TOML file that names everything a run does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tcav_cav::CavConfig;
+use tcav_datagen::DatagenConfig;
+use tcav_preprocess::PreprocessConfig;
+use tcav_stats::{Correction, TTestKind};
+use tcav_train::TrainConfig;
+
+use crate::error::{ExperimentError, Result};
+
+/// A whole experiment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// The experiment's name; runs are written under `runs/<name>/`.
+    pub name: String,
+    /// The master seed: every random choice derives from it.
+    #[serde(default)]
+    pub seed: u64,
+    /// Where the images come from.
+    pub data: DataConfig,
+    /// How images are cleaned, cropped, resized and split.
+    #[serde(default)]
+    pub preprocess: PreprocessConfig,
+    /// How the classifier is trained.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// What TCAV tests and how.
+    #[serde(default)]
+    pub tcav: TcavConfig,
+}
+
+/// The image sources of an experiment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// The built-in generator: three creature families, colour concepts and
+    /// random sets, made offline, with a known answer.
+    Builtin {
+        /// The generator's settings.
+        #[serde(default)]
+        generator: DatagenConfig,
+    },
+    /// Image folders the user already has (crawled or collected), one per
+    /// set. Relative paths are relative to the config file.
+    Folders {
+        /// Class name → folder of that class's images.
+        classes: BTreeMap<String, PathBuf>,
+        /// Concept name → folder of that concept's images.
+        concepts: BTreeMap<String, PathBuf>,
+        /// Random set name → folder of that random set's images.
+        random_sets: BTreeMap<String, PathBuf>,
+    },
+}
+
+/// What TCAV tests.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcavConfig {
+    /// Bottleneck layers to test.
+    pub layers: Vec<String>,
+    /// Classes to explain; empty means every class.
+    pub classes: Vec<String>,
+    /// Concepts to test; empty means every concept of the data.
+    pub concepts: Vec<String>,
+    /// How many random sets to use (the first ones by name order); 0 means
+    /// all. Each concept is scored against every one of them (one random
+    /// run per random set).
+    pub random_runs: usize,
+    /// Images per forward/backward batch.
+    pub batch_size: usize,
+    /// How CAVs are fitted.
+    pub cav: CavConfig,
+    /// Significance level, before correction.
+    pub alpha: f64,
+    /// Correction for multiple tests over the whole experiment.
+    pub correction: Correction,
+    /// Which two-sample t-test.
+    pub test: TTestKind,
+}
+
+impl Default for TcavConfig {
+    fn default() -> Self {
+        TcavConfig {
+            layers: vec!["conv2".into(), "conv3".into()],
+            classes: Vec::new(),
+            concepts: Vec::new(),
+            random_runs: 0,
+            batch_size: 64,
+            cav: CavConfig::default(),
+            alpha: 0.05,
+            correction: Correction::Bonferroni,
+            test: TTestKind::Welch,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads and checks a config file; relative folder paths are resolved
+    /// against the file's folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::ConfigRead { path: path.into(), source })?;
+        let mut config: ExperimentConfig =
+            toml::from_str(&text).map_err(|e| ExperimentError::ConfigParse { path: path.into(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let DataConfig::Folders { classes, concepts, random_sets } = &mut config.data {
+            for folder in classes.values_mut().chain(concepts.values_mut()).chain(random_sets.values_mut()) {
+                if folder.is_relative() {
+                    *folder = base.join(&*folder);
+                }
+            }
+        }
+        config.validate().map_err(|message| ExperimentError::ConfigInvalid { path: path.into(), message })?;
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot, with a message naming the field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.name.is_empty() || tcav_core::SetName::new(self.name.clone()).is_err() {
+            return Err(format!("`name` = {:?} must be a non-empty folder-safe name (letters, digits, _ - .)", self.name));
+        }
+        let tcav = &self.tcav;
+        if tcav.layers.is_empty() {
+            return Err("`tcav.layers` is empty: name at least one bottleneck, e.g. [\"conv3\"]".into());
+        }
+        if !(tcav.alpha > 0.0 && tcav.alpha < 1.0) {
+            return Err(format!("`tcav.alpha` = {} must be between 0 and 1", tcav.alpha));
+        }
+        if tcav.batch_size == 0 {
+            return Err("`tcav.batch_size` must be at least 1".into());
+        }
+        if tcav.random_runs == 1 {
+            return Err("`tcav.random_runs` = 1: the t-test needs at least 2 random runs (3 or more for a baseline)".into());
+        }
+        if let DataConfig::Folders { classes, concepts, random_sets } = &self.data {
+            if classes.len() < 2 {
+                return Err("`data.classes` needs at least 2 classes".into());
+            }
+            if concepts.is_empty() {
+                return Err("`data.concepts` is empty: name at least one concept folder".into());
+            }
+            if random_sets.len() < 3 {
+                return Err(format!(
+                    "`data.random_sets` has {} sets; the random baseline needs at least 3",
+                    random_sets.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exp.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_shipped_default_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/builtin/experiment.toml");
+        let config = ExperimentConfig::load(&path).unwrap();
+        assert_eq!(config.name, "default");
+        assert!(matches!(config.data, DataConfig::Builtin { .. }));
+    }
+
+    #[test]
+    fn malformed_configs_name_the_file_and_field() {
+        let (_d, path) = write("name = \"x\"\n[data]\nsource = \"builtin\"\n[tcav]\nlayerz = [\"conv3\"]\n");
+        let err = ExperimentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("exp.toml") && err.contains("layerz"), "{err}");
+
+        let (_d, path) = write("name = \"x\"\n[data]\nsource = \"builtin\"\n[tcav]\nalpha = 2.0\n");
+        let err = ExperimentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("tcav.alpha"), "{err}");
+
+        let err = ExperimentConfig::load(Path::new("/nonexistent/exp.toml")).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/exp.toml"), "{err}");
+    }
+
+    #[test]
+    fn folder_paths_are_relative_to_the_config_file() {
+        let (dir, path) = write(
+            "name = \"mine\"\n[data]\nsource = \"folders\"\nclasses = { a = \"imgs/a\", b = \"/abs/b\" }\nconcepts = { red = \"c/red\" }\nrandom_sets = { r0 = \"r/0\", r1 = \"r/1\", r2 = \"r/2\" }\n",
+        );
+        let config = ExperimentConfig::load(&path).unwrap();
+        let DataConfig::Folders { classes, .. } = config.data else { panic!("folders expected") };
+        assert_eq!(classes["a"], dir.path().join("imgs/a"));
+        assert_eq!(classes["b"], PathBuf::from("/abs/b"));
+    }
+}

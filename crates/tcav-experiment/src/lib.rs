@@ -1,0 +1,178 @@
+//! The orchestrator: chains the stages into one reproducible experiment.
+//!
+//! Takes: an [`ExperimentConfig`] (a TOML file), an artifact store and a
+//! folder for runs. Produces: a run folder `runs/<name>/<run id>/` holding
+//! the report (terminal table, JSON, CSV, one chart per class), every CAV's
+//! metadata, the classifier's metrics, the resolved config and the keys of
+//! every job's artifact.
+//!
+//! The chain is data → preprocessing → training → activations and gradients
+//! → CAVs → scores → statistics → report. Each job before the report is a
+//! pure function of its inputs and is stored under a key derived from them
+//! (see `tcav_core::store`), so reruns reuse everything that did not change,
+//! and jobs could run on other machines sharing the store.
+//!
+//! Invariant: this crate only wires stages together; it computes no
+//! statistic, score or gradient itself, and stages never call each other.
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod jobs;
+pub mod tcav;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tcav_core::store::{ArtifactKey, ArtifactStore, KeyBuilder, write_atomic, write_json};
+use tcav_core::SetName;
+use tcav_report::{ClassifierSummary, ExperimentReport};
+
+pub use config::{DataConfig, ExperimentConfig, TcavConfig};
+pub use error::{ExperimentError, Result};
+
+/// Where a run's inputs and outputs live.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// The artifact store.
+    pub store: PathBuf,
+    /// The folder under which run folders are created.
+    pub runs: PathBuf,
+}
+
+/// What a finished run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The report, as written to `report.json`.
+    pub report: ExperimentReport,
+    /// The rendered terminal table (also in `report.txt`).
+    pub table: String,
+    /// Chart files, one per class.
+    pub charts: Vec<PathBuf>,
+    /// For generated data: (class, concept) pairs the data were built around.
+    pub known_answer: Vec<(String, String)>,
+}
+
+/// The run's record of what it used, written to `run.json`.
+#[derive(Serialize)]
+struct RunRecord<'a> {
+    experiment: &'a str,
+    run_id: &'a str,
+    seed: u64,
+    device: String,
+    artifacts: Vec<(&'static str, &'a ArtifactKey)>,
+    store: &'a Path,
+    backward_passes: usize,
+    known_answer: &'a [(String, String)],
+}
+
+/// Picks the named subset (all when `wanted` is empty), in data order,
+/// failing with the list of what exists when a name is unknown.
+fn select(kind: &str, field: &str, available: &[SetName], wanted: &[String]) -> Result<Vec<SetName>> {
+    if wanted.is_empty() {
+        return Ok(available.to_vec());
+    }
+    wanted
+        .iter()
+        .map(|w| {
+            available.iter().find(|a| a.as_str() == w).cloned().ok_or_else(|| {
+                let names: Vec<&str> = available.iter().map(SetName::as_str).collect();
+                ExperimentError::Mismatch(format!(
+                    "{kind} `{w}` (in `{field}`) is not in the data; available: {}",
+                    names.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Runs the whole experiment.
+pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Device) -> Result<RunOutcome> {
+    let store = ArtifactStore::new(&paths.store);
+    let config_key = KeyBuilder::new("experiment-config").param("config", config).finish();
+    let run_id = format!("{}-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"), config_key.short());
+    tracing::info!(experiment = config.name.as_str(), run_id = run_id.as_str(), "starting");
+
+    let raw = jobs::raw_data(config, &store)?;
+    let class_names: Vec<SetName> = raw.classes.iter().map(|(n, _)| n.clone()).collect();
+    let concept_names: Vec<SetName> = raw.concepts.iter().map(|(n, _)| n.clone()).collect();
+    let random_names: Vec<SetName> = raw.random_sets.iter().map(|(n, _)| n.clone()).collect();
+    let tcav_config = &config.tcav;
+    let sets = tcav::Sets {
+        classes: select("class", "tcav.classes", &class_names, &tcav_config.classes)?,
+        concepts: select("concept", "tcav.concepts", &concept_names, &tcav_config.concepts)?,
+        random_sets: match tcav_config.random_runs {
+            0 => random_names.clone(),
+            n if n <= random_names.len() => random_names[..n].to_vec(),
+            n => {
+                return Err(ExperimentError::Mismatch(format!(
+                    "tcav.random_runs = {n} but the data has only {} random sets; lower it or add random sets",
+                    random_names.len()
+                )));
+            }
+        },
+    };
+
+    let prepared = jobs::prepare(&raw, config, &store)?;
+    let (trained, model_key) = jobs::train(&prepared, &class_names, config, &store, device)?;
+    let model = trained.load(device)?;
+    let outcome = tcav::run(&model, &model_key, &prepared, &sets, tcav_config, config.seed, &store)?;
+
+    let report = ExperimentReport {
+        experiment: config.name.clone(),
+        run_id: run_id.clone(),
+        seed: config.seed,
+        alpha: tcav_config.alpha,
+        correction: serde_plain(&tcav_config.correction),
+        test: serde_plain(&tcav_config.test),
+        classifier: ClassifierSummary {
+            architecture: trained.spec.architecture.clone(),
+            test_accuracy: trained.report.test_accuracy,
+            per_class_accuracy: trained.report.per_class_test_accuracy.clone(),
+        },
+        layers: tcav_config.layers.clone(),
+        classes: sets.classes.iter().map(|s| s.to_string()).collect(),
+        concepts: sets.concepts.iter().map(|s| s.to_string()).collect(),
+        random_sets: sets.random_sets.iter().map(|s| s.to_string()).collect(),
+        results: outcome.results,
+    };
+    report.validate()?;
+
+    let dir = paths.runs.join(&config.name).join(&run_id);
+    std::fs::create_dir_all(&dir).map_err(|e| tcav_core::CoreError::io("creating", &dir, e))?;
+    let table = tcav_report::render_table(&report);
+    write_atomic(&dir.join("report.txt"), table.as_bytes())?;
+    tcav_report::write_json(&report, &dir.join("report.json"))?;
+    tcav_report::write_csv(&report, &dir.join("report.csv"))?;
+    let charts = tcav_report::write_charts(&report, &dir)?;
+    write_json(&dir.join("cavs.json"), &outcome.cavs)?;
+    write_json(&dir.join("classifier.json"), &trained.report)?;
+    let resolved = toml::to_string_pretty(config).unwrap_or_else(|e| format!("# could not render config: {e}\n"));
+    write_atomic(&dir.join("config.toml"), resolved.as_bytes())?;
+    let record = RunRecord {
+        experiment: &config.name,
+        run_id: &run_id,
+        seed: config.seed,
+        device: format!("{device:?}"),
+        artifacts: vec![("data", &raw.key), ("preprocess", &prepared.key), ("train", &model_key)],
+        store: &paths.store,
+        backward_passes: outcome.backward_passes,
+        known_answer: &raw.known_answer,
+    };
+    write_json(&dir.join("run.json"), &record)?;
+    tracing::info!(dir = %dir.display(), "run complete");
+    Ok(RunOutcome { dir, report, table, charts, known_answer: raw.known_answer })
+}
+
+/// The serde name of a unit enum value (`Correction::Bonferroni` →
+/// `"bonferroni"`), as written in configs.
+fn serde_plain<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(e) => e.to_string(),
+    }
+}

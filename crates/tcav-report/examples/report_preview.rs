@@ -1,0 +1,76 @@
+//! Writes every output of the report stage for a made-up experiment, to see
+//! what they look like: `cargo run -p tcav-report --example report_preview -- DIR`.
+//!
+//! The numbers are invented for display only; no statistics are computed.
+
+use std::path::PathBuf;
+
+use tcav_report::{ClassifierSummary, ConceptResult, ExperimentReport, Verdict};
+
+fn result(
+    class: &str,
+    layer: &str,
+    concept: &str,
+    mean: f64,
+    baseline: f64,
+    p_adj: f64,
+    verdict: Verdict,
+) -> ConceptResult {
+    let offsets = [-0.09, -0.05, -0.02, 0.0, 0.01, 0.03, 0.04, 0.08];
+    let spread = [-0.2, -0.12, -0.05, 0.0, 0.02, 0.06, 0.13, 0.16];
+    ConceptResult {
+        class: class.into(),
+        layer: layer.into(),
+        concept: concept.into(),
+        scores: offsets.iter().map(|d| (mean + d).clamp(0.0, 1.0)).collect(),
+        mean,
+        std: 0.055,
+        baseline_scores: spread.iter().map(|d| (baseline + d).clamp(0.0, 1.0)).collect(),
+        baseline_mean: baseline,
+        baseline_std: 0.12,
+        cav_accuracy_mean: 0.9,
+        t: if mean > baseline { 5.1 } else { -5.1 },
+        p_value: p_adj / 12.0,
+        p_adjusted: p_adj,
+        verdict,
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: preview DIR")?);
+    use Verdict::*;
+    let mut results = Vec::new();
+    for (layer, baseline, shift) in [("conv2", 0.48, -0.1), ("conv3", 0.51, 0.0), ("conv4", 0.5, 0.06)] {
+        results.push(result("zebra", layer, "striped", 0.82 + shift, baseline, 1e-6, Above));
+        let (m, p, v) = if layer == "conv4" { (0.18, 0.002, Below) } else { (0.44, 0.7, NotSignificant) };
+        results.push(result("zebra", layer, "dotted", m, baseline, p, v));
+        let (m, p, v) = if layer == "conv2" { (0.55, 1.0, NotSignificant) } else { (0.68 + shift, 0.01, Above) };
+        results.push(result("zebra", layer, "zigzagged", m, baseline, p, v));
+        results.push(result("zebra", layer, "red", 0.5, baseline, 1.0, NotSignificant));
+    }
+    let report = ExperimentReport {
+        experiment: "stripes-demo".into(),
+        run_id: "preview".into(),
+        seed: 42,
+        alpha: 0.05,
+        correction: "bonferroni".into(),
+        test: "welch".into(),
+        classifier: ClassifierSummary {
+            architecture: "simple-cnn".into(),
+            test_accuracy: 0.94,
+            per_class_accuracy: vec![("zebra".into(), 0.96), ("horse".into(), 0.92)],
+        },
+        layers: vec!["conv2".into(), "conv3".into(), "conv4".into()],
+        classes: vec!["zebra".into()],
+        concepts: vec!["striped".into(), "dotted".into(), "zigzagged".into(), "red".into()],
+        random_sets: (0..8).map(|i| format!("random500_{i}")).collect(),
+        results,
+    };
+    print!("{}", tcav_report::render_table(&report));
+    tcav_report::write_json(&report, &dir.join("report.json"))?;
+    tcav_report::write_csv(&report, &dir.join("results.csv"))?;
+    for path in tcav_report::write_charts(&report, &dir)? {
+        println!("chart: {}", path.display());
+    }
+    Ok(())
+}

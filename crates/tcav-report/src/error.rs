@@ -1,0 +1,51 @@
+//! The error type of the report stage.
+
+use std::path::PathBuf;
+
+use tcav_core::CoreError;
+
+/// What can go wrong when checking, writing or reading a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A field of the report's header (not of a result row) is invalid.
+    #[error("report field `{field}`: {problem}")]
+    InvalidField {
+        /// The field, as named in the JSON file (for example `alpha`).
+        field: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// One result row is invalid.
+    #[error("report result #{index} (class `{class}`, layer `{layer}`, concept `{concept}`): {problem}")]
+    InvalidResult {
+        /// The row's position in `results`, counted from 0.
+        index: usize,
+        /// The row's class.
+        class: String,
+        /// The row's layer (bottleneck).
+        layer: String,
+        /// The row's concept.
+        concept: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// The bundled chart font could not be loaded.
+    #[error(
+        "the chart font bundled in tcav-report (assets/DejaVuSans.ttf) cannot be parsed: restore the file from version control and rebuild"
+    )]
+    Font,
+    /// Drawing or encoding a chart failed.
+    #[error("drawing chart {path}: {message}; check that the folder is writable and has free space")]
+    Chart {
+        /// The chart that was being drawn.
+        path: PathBuf,
+        /// The drawing library's message.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = ReportError> = std::result::Result<T, E>;

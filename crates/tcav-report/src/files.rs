@@ -1,0 +1,207 @@
+//! Machine-readable results: the whole report as JSON, and one CSV row per
+//! result for spreadsheets and data frames.
+
+use std::path::Path;
+
+use tcav_core::store;
+
+use crate::error::Result;
+use crate::model::ExperimentReport;
+
+/// Writes the report as pretty JSON to `path`, atomically, after checking it
+/// with [`ExperimentReport::validate`]. [`read_json`] reads back exactly the
+/// same numbers.
+pub fn write_json(report: &ExperimentReport, path: &Path) -> Result<()> {
+    report.validate()?;
+    store::write_json(path, report)?;
+    tracing::info!(path = %path.display(), results = report.results.len(), "wrote TCAV report JSON");
+    Ok(())
+}
+
+/// Reads a report written by [`write_json`] and checks it with
+/// [`ExperimentReport::validate`].
+pub fn read_json(path: &Path) -> Result<ExperimentReport> {
+    let report: ExperimentReport = store::read_json(path)?;
+    report.validate()?;
+    Ok(report)
+}
+
+/// The CSV columns, in order.
+pub const CSV_COLUMNS: [&str; 16] = [
+    "experiment",
+    "run_id",
+    "class",
+    "layer",
+    "concept",
+    "mean",
+    "std",
+    "baseline_mean",
+    "baseline_std",
+    "cav_accuracy_mean",
+    "t",
+    "p_value",
+    "p_adjusted",
+    "verdict",
+    "scores",
+    "baseline_scores",
+];
+
+/// Writes one CSV row per result (in the order of `results`) under a header
+/// of [`CSV_COLUMNS`], atomically, after checking the report with
+/// [`ExperimentReport::validate`]. Numbers are written in their shortest form
+/// that parses back to the same `f64`; `scores` and `baseline_scores` hold
+/// the per-run scores joined with `;`. The experiment and run id repeat on
+/// every row so that the CSVs of several runs can be concatenated.
+pub fn write_csv(report: &ExperimentReport, path: &Path) -> Result<()> {
+    report.validate()?;
+    store::write_atomic(path, render_csv(report).as_bytes())?;
+    tracing::info!(path = %path.display(), rows = report.results.len(), "wrote TCAV report CSV");
+    Ok(())
+}
+
+fn render_csv(report: &ExperimentReport) -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push('\n');
+    let joined = |values: &[f64]| values.iter().map(|&v| number(v)).collect::<Vec<_>>().join(";");
+    for r in &report.results {
+        let fields = [
+            report.experiment.clone(),
+            report.run_id.clone(),
+            r.class.clone(),
+            r.layer.clone(),
+            r.concept.clone(),
+            number(r.mean),
+            number(r.std),
+            number(r.baseline_mean),
+            number(r.baseline_std),
+            number(r.cav_accuracy_mean),
+            number(r.t),
+            number(r.p_value),
+            number(r.p_adjusted),
+            r.verdict.as_str().to_string(),
+            joined(&r.scores),
+            joined(&r.baseline_scores),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The shortest text that parses back to exactly `value`. Rust's plain
+/// form never uses an exponent, which spells a p-value of 1e-12 with eleven
+/// zeros, so very small and very large magnitudes use the exponent form.
+fn number(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-4..1e15).contains(&magnitude) { format!("{value:e}") } else { value.to_string() }
+}
+
+/// Quotes a field as RFC 4180 asks when it holds a separator, a quote or a
+/// line break; names come from user configs and may.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ReportError;
+    use crate::model::tests::sample;
+
+    #[test]
+    fn json_round_trips_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/report.json");
+        let mut report = sample();
+        // Values whose shortest decimal form needs all 17 digits, where
+        // best-effort float parsing can land one ULP off.
+        let mut x = 0.123_456_789_f64;
+        for r in &mut report.results {
+            for s in r.scores.iter_mut().chain(r.baseline_scores.iter_mut()) {
+                x = (x * 7.318_927_104_3 + 0.271_828_182_845_904_5).fract();
+                *s = x;
+            }
+            r.t = -x * 1e3 / 7.0;
+            r.p_value = r.p_adjusted / 3.0;
+        }
+        write_json(&report, &path).unwrap();
+        let back = read_json(&path).unwrap();
+        assert_eq!(back, report);
+        for (a, b) in back.results.iter().zip(&report.results) {
+            for (x, y) in a.scores.iter().zip(&b.scores) {
+                assert_eq!(x.to_bits(), y.to_bits());
+            }
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"verdict\": \"not-significant\""), "{text}");
+        assert!(text.contains("\"verdict\": \"above\"") && text.contains("\"verdict\": \"below\""));
+    }
+
+    #[test]
+    fn invalid_reports_are_not_written_or_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let mut report = sample();
+        report.results[1].mean = f64::NAN;
+        assert!(matches!(write_json(&report, &path), Err(ReportError::InvalidResult { index: 1, .. })));
+        assert!(matches!(write_csv(&report, &path), Err(ReportError::InvalidResult { index: 1, .. })));
+        assert!(!path.exists());
+
+        // A hand-edited file with an unlisted layer is rejected on reading.
+        let mut report = sample();
+        report.results[2].layer = "conv9".into();
+        std::fs::write(&path, serde_json::to_vec(&report).unwrap()).unwrap();
+        let msg = read_json(&path).unwrap_err().to_string();
+        assert!(msg.contains("#2") && msg.contains("conv9"), "{msg}");
+
+        std::fs::write(&path, b"{ not json").unwrap();
+        let msg = read_json(&path).unwrap_err().to_string();
+        assert!(msg.contains("report.json"), "{msg}");
+    }
+
+    #[test]
+    fn csv_has_a_header_and_one_line_per_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.csv");
+        let report = sample();
+        write_csv(&report, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), report.results.len() + 1);
+        assert_eq!(lines[0], CSV_COLUMNS.join(","));
+        for (line, r) in lines[1..].iter().zip(&report.results) {
+            let cells: Vec<&str> = line.split(',').collect();
+            assert_eq!(cells.len(), CSV_COLUMNS.len(), "{line}");
+            assert_eq!(cells[2..5], [r.class.as_str(), r.layer.as_str(), r.concept.as_str()]);
+            assert_eq!(cells[5].parse::<f64>().unwrap(), r.mean);
+            assert_eq!(cells[13], r.verdict.as_str());
+            let scores: Vec<f64> = cells[14].split(';').map(|s| s.parse().unwrap()).collect();
+            assert_eq!(scores, r.scores);
+            let baseline: Vec<f64> = cells[15].split(';').map(|s| s.parse().unwrap()).collect();
+            assert_eq!(baseline, r.baseline_scores);
+        }
+    }
+
+    #[test]
+    fn csv_numbers_are_short_and_exact() {
+        for value in [0.0, 1.0, 0.5, 0.1 + 0.2, 8.333_333_333_333_333e-8, 1e-300, -4.2, 12.5, 3e20] {
+            let text = number(value);
+            assert_eq!(text.parse::<f64>().unwrap().to_bits(), value.to_bits(), "{text}");
+            assert!(text.len() <= 24, "{text}");
+        }
+        assert_eq!(number(1e-12), "1e-12");
+        assert_eq!(number(0.05), "0.05");
+    }
+
+    #[test]
+    fn csv_fields_with_separators_are_quoted() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        let mut report = sample();
+        report.experiment = "demo, v2".into();
+        let text = render_csv(&report);
+        assert!(text.lines().nth(1).unwrap().starts_with("\"demo, v2\",run-0001,zebra,"), "{text}");
+    }
+}
