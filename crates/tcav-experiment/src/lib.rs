@@ -89,6 +89,23 @@ fn select(kind: &str, field: &str, available: &[SetName], wanted: &[String]) -> 
         .collect()
 }
 
+/// Refuses layer names the architecture lacks before any work is done, so
+/// a typo never costs a training run.
+fn check_layers(config: &ExperimentConfig) -> Result<()> {
+    let spec = tcav_model::SimpleCnn::spec_for(Vec::new(), config.preprocess.size);
+    for layer in &config.tcav.layers {
+        if !spec.bottlenecks.contains(layer) {
+            return Err(tcav_model::ModelError::UnknownLayer {
+                layer: layer.clone(),
+                architecture: spec.architecture.clone(),
+                available: spec.bottlenecks.join(", "),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
 /// Runs the whole experiment.
 pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Device) -> Result<RunOutcome> {
     let store = ArtifactStore::new(&paths.store);
@@ -96,6 +113,7 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
     let run_id = format!("{}-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"), config_key.short());
     tracing::info!(experiment = config.name.as_str(), run_id = run_id.as_str(), "starting");
 
+    check_layers(config)?;
     let raw = jobs::raw_data(config, &store)?;
     let class_names: Vec<SetName> = raw.classes.iter().map(|(n, _)| n.clone()).collect();
     let concept_names: Vec<SetName> = raw.concepts.iter().map(|(n, _)| n.clone()).collect();
