@@ -31,6 +31,10 @@ use tcav_core::store::{ArtifactKey, ArtifactStore, KeyBuilder, hash_file};
 use tcav_core::{CoreError, Matrix};
 use tcav_model::{BottleneckModel, ModelError};
 
+/// The version of what this stage stores. Cache keys include it: bump it
+/// whenever a change here changes stored activations or gradients.
+pub const OUTPUT_VERSION: u32 = 1;
+
 /// Stored tensor name of activations.
 pub const ACTIVATIONS: &str = "activations";
 /// Stored tensor name of gradients.
@@ -107,7 +111,7 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
 
     fn key(&self, kind: &str, layer: &str, class: Option<usize>, images: &[ImageRef]) -> ArtifactKey {
         let mut key = KeyBuilder::new(kind);
-        key.input("model", &self.model_key).param("layer", layer).param("class", &class);
+        key.param("version", &OUTPUT_VERSION).input("model", &self.model_key).param("layer", layer).param("class", &class);
         for image in images {
             key.content("image", &image.hash);
         }

@@ -61,6 +61,11 @@ pub fn colour_concepts() -> &'static [&'static str] {
     &NAMES
 }
 
+/// The version of what [`generate`] draws. Artifact keys include it: bump it
+/// whenever a change to the generator changes its output for the same
+/// config, so stored datasets from the old generator are never reused.
+pub const OUTPUT_VERSION: u32 = 1;
+
 /// The name of random set `index`: `random_<index>`.
 pub fn random_set_name(index: usize) -> Result<SetName, DatagenError> {
     Ok(SetName::new(format!("random_{index}"))?)

@@ -34,7 +34,7 @@ pub struct RawData {
 pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawData> {
     match &config.data {
         DataConfig::Builtin { generator } => {
-            let key = KeyBuilder::new("datagen").param("generator", generator).finish();
+            let key = KeyBuilder::new("datagen").param("version", &tcav_datagen::OUTPUT_VERSION).param("generator", generator).finish();
             let (dir, built) = store.get_or_build::<ExperimentError>("datagen", &key, |tmp| {
                 tcav_datagen::generate(generator, tmp)?;
                 Ok(())
@@ -127,6 +127,7 @@ pub fn train(
     // so a model trained on either is a different artifact.
     let device_kind = if device.is_cuda() { "cuda" } else { "cpu" };
     let key = KeyBuilder::new("train")
+        .param("version", &tcav_train::OUTPUT_VERSION)
         .input("data", &prepared.key)
         .param("classes", classes)
         .param("architecture", tcav_model::SimpleCnn::spec_for(Vec::new(), config.preprocess.size).architecture.as_str())

@@ -28,6 +28,10 @@ use tcav_core::{SetName, Split, TrainLayout, seed};
 use tcav_model::{BottleneckModel, ModelError, ModelSpec, SimpleCnn};
 use tracing_indicatif::span_ext::IndicatifSpanExt;
 
+/// The version of what [`train`] produces. Artifact keys include it: bump it
+/// whenever a change to training changes the weights for the same inputs.
+pub const OUTPUT_VERSION: u32 = 1;
+
 /// File names inside a trained-model folder.
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// The model spec's file name.
