@@ -240,3 +240,92 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
     let err = run_error(&config);
     assert!(err.contains("experiment.toml") && err.contains("layerz"), "{err}");
 }
+
+/// Null calibration, activations only: every "concept" is just one more
+/// random set, drawn exactly like the random sets, and the class gradients
+/// share a consistent direction (as a trained classifier's do). Over 300
+/// simulated experiments (3 concepts × 10 random sets each, Bonferroni over
+/// the 3), the concept-as-unit test must reject no more often than α allows,
+/// while the run-level two-sample test, which counts correlated runs as
+/// independent, rejects far more often.
+#[test]
+fn null_calibration_concepts_that_are_random_sets() {
+    use rand::{Rng, SeedableRng};
+    use rayon::prelude::*;
+
+    const EXPERIMENTS: usize = 300;
+    const RANDOM_SETS: usize = 10;
+    const CONCEPTS: usize = 3;
+    const ALPHA: f64 = 0.05;
+    let (width, images, class_images) = (32, 20, 30);
+
+    fn normal(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
+        let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+    let set = |rng: &mut rand_chacha::ChaCha8Rng| {
+        // Each set has its own small offset, as real image sets do.
+        let offset: Vec<f64> = (0..width).map(|_| 0.3 * normal(rng)).collect();
+        let data = (0..images * width).map(|k| (offset[k % width] + normal(rng)) as f32).collect();
+        tcav_core::Matrix::new(images, width, data).unwrap()
+    };
+
+    let outcomes: Vec<(bool, bool, usize)> = (0..EXPERIMENTS)
+        .into_par_iter()
+        .map(|experiment| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(experiment as u64);
+            let direction: Vec<f64> = (0..width).map(|_| normal(&mut rng)).collect();
+            let data = (0..class_images * width).map(|k| (direction[k % width] + normal(&mut rng)) as f32).collect();
+            let gradients = tcav_core::Matrix::new(class_images, width, data).unwrap();
+            let random: Vec<_> = (0..RANDOM_SETS).map(|_| set(&mut rng)).collect();
+            let concepts: Vec<_> = (0..CONCEPTS).map(|_| set(&mut rng)).collect();
+            let label = CavLabel { layer: "l", concept: "c", negative: "r" };
+            let derivatives = |a: &tcav_core::Matrix, b: &tcav_core::Matrix, seed: u64| {
+                directional_derivatives(&gradients, &fit_cav(label, a, b, &CavConfig::default(), seed).unwrap()).unwrap()
+            };
+            let mean = |d: &[f64]| d.iter().sum::<f64>() / d.len() as f64;
+
+            // All pairs, each fitted once; the reverse run is the negation.
+            let mut unit_means = vec![0.0; RANDOM_SETS];
+            let mut baseline_scores = Vec::new();
+            for i in 0..RANDOM_SETS {
+                for j in i + 1..RANDOM_SETS {
+                    let d = derivatives(&random[i], &random[j], (i * 100 + j) as u64);
+                    unit_means[i] += mean(&d) / (RANDOM_SETS - 1) as f64;
+                    unit_means[j] -= mean(&d) / (RANDOM_SETS - 1) as f64;
+                    let s = tcav_score(&d);
+                    baseline_scores.extend([s, 1.0 - s]);
+                }
+            }
+            let (mut unit_p, mut run_p) = (Vec::new(), Vec::new());
+            for (c, concept) in concepts.iter().enumerate() {
+                let runs: Vec<Vec<f64>> =
+                    random.iter().enumerate().map(|(j, r)| derivatives(concept, r, (1000 * c + j) as u64)).collect();
+                let concept_mean = runs.iter().map(|d| mean(d)).sum::<f64>() / runs.len() as f64;
+                unit_p.push(tcav_stats::unit_ttest(concept_mean, &unit_means).unwrap().p_value);
+                let scores: Vec<f64> = runs.iter().map(|d| tcav_score(d)).collect();
+                run_p.push(
+                    tcav_stats::two_sample_ttest(&scores, &baseline_scores, tcav_stats::TTestKind::Welch).unwrap().p_value,
+                );
+            }
+            let any = |p: &[f64]| {
+                tcav_stats::adjust(p, tcav_stats::Correction::Bonferroni).iter().any(|&q| q <= ALPHA)
+            };
+            (any(&unit_p), any(&run_p), unit_p.iter().filter(|&&p| p <= ALPHA).count())
+        })
+        .collect();
+
+    let rate = |hits: usize, n: usize| hits as f64 / n as f64;
+    let unit_fwer = rate(outcomes.iter().filter(|o| o.0).count(), EXPERIMENTS);
+    let run_fwer = rate(outcomes.iter().filter(|o| o.1).count(), EXPERIMENTS);
+    let unit_raw = rate(outcomes.iter().map(|o| o.2).sum(), EXPERIMENTS * CONCEPTS);
+    // Tolerance: α plus 3 binomial standard errors (Bonferroni may be
+    // conservative, so only the upper side is bounded for the FWER).
+    let tolerance = |n: usize| 3.0 * (ALPHA * (1.0 - ALPHA) / n as f64).sqrt();
+    assert!(unit_fwer <= ALPHA + tolerance(EXPERIMENTS), "concept-as-unit FWER {unit_fwer}");
+    // Per-test rate before correction: within 4 standard errors of α on both
+    // sides (tests in one experiment share random sets, hence 4, not 3).
+    assert!((unit_raw - ALPHA).abs() <= 4.0 / 3.0 * tolerance(EXPERIMENTS * CONCEPTS), "raw rate {unit_raw}");
+    assert!(run_fwer > 0.2, "the run-level test was expected to be anti-conservative here, FWER {run_fwer}");
+    eprintln!("null calibration: concept-as-unit FWER {unit_fwer:.3} (raw {unit_raw:.3}), run-level Welch FWER {run_fwer:.3}");
+}

@@ -8,10 +8,13 @@
 //! * **gradients** of one class's logit with respect to those activations,
 //!   for the images of that class, one row per image.
 //!
-//! Both are stored as safetensors in the artifact store under keys derived
-//! from the model key, the layer, the class (for gradients) and the content
-//! hashes of the images, in order. A changed model or image therefore can
-//! never hit a stale entry.
+//! Each image's row is stored as its own safetensors file in the artifact
+//! store, at a path made of the model key (a hash of the weights and spec),
+//! the layer, the class (for gradients) and the image's content hash. Rows
+//! are reused across sets, runs and experiments; a changed model, image or
+//! preprocessing setting changes the path, so it never hits a stale entry.
+//! Rows are computed in batches and written as each batch finishes, so
+//! memory holds one batch, not a whole layer of an experiment.
 //!
 //! Gradients do not depend on any CAV, so TCAV needs each one exactly once:
 //! this stage computes them in batches, and the CAV stage reuses them for
@@ -23,7 +26,7 @@
 #![deny(missing_docs)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tch::{Device, Kind, Tensor};
@@ -39,7 +42,6 @@ pub const OUTPUT_VERSION: u32 = 1;
 pub const ACTIVATIONS: &str = "activations";
 /// Stored tensor name of gradients.
 pub const GRADIENTS: &str = "gradients";
-const FILE: &str = "tensors.safetensors";
 
 /// What can go wrong in this stage.
 #[derive(Debug, thiserror::Error)]
@@ -109,32 +111,43 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
         self.backward_passes.load(Ordering::Relaxed)
     }
 
-    fn key(&self, kind: &str, layer: &str, class: Option<usize>, images: &[ImageRef]) -> ArtifactKey {
-        let mut key = KeyBuilder::new(kind);
-        key.param("version", &OUTPUT_VERSION).input("model", &self.model_key).param("layer", layer).param("class", &class);
-        for image in images {
-            key.content("image", &image.hash);
+    /// Where one image's row lives:
+    /// `<store>/<kind>/v<version>-<model key>/<layer>/[<class>/]<image hash>.safetensors`.
+    /// The path is the cache key: the model key covers weights and spec, the
+    /// image hash covers content and preprocessing.
+    fn entry_path(&self, kind: &str, layer: &str, class: Option<&str>, image: &ImageRef) -> PathBuf {
+        let mut path = self
+            .store
+            .root()
+            .join(kind)
+            .join(format!("v{OUTPUT_VERSION}-{}", self.model_key))
+            .join(path_safe(layer));
+        if let Some(class) = class {
+            path.push(path_safe(class));
         }
-        key.finish()
+        path.join(format!("{}.safetensors", image.hash))
     }
 
-    /// The flattened activations at `layer`, one row per image.
-    pub fn activations(&self, layer: &str, images: &[ImageRef], what: &str) -> Result<Matrix> {
+    /// The cache files of the activations of `images` at `layer`, computing
+    /// any that are missing. Read them with [`read_rows`], from any thread.
+    pub fn activation_files(&self, layer: &str, images: &[ImageRef], what: &str) -> Result<Vec<PathBuf>> {
         self.model.layer_index(layer)?;
         if images.is_empty() {
             return Err(ActivationError::NoImages(what.to_string()));
         }
-        let key = self.key("activations", layer, None, images);
-        let (dir, built) = self.store.get_or_build::<ActivationError>("activations", &key, |tmp| {
-            let matrix = self.run_batches(images, |x| {
-                self.forward_passes.fetch_add(1, Ordering::Relaxed);
-                let acts = tch::no_grad(|| self.model.bottleneck(x, layer))?;
-                Ok(acts.flatten(1, -1))
-            })?;
-            save(tmp, ACTIVATIONS, &matrix, layer, images)
+        let paths: Vec<PathBuf> = images.iter().map(|i| self.entry_path("activations", layer, None, i)).collect();
+        let computed = self.fill_missing(images, &paths, ACTIVATIONS, layer, |x| {
+            self.forward_passes.fetch_add(1, Ordering::Relaxed);
+            let acts = tch::no_grad(|| self.model.bottleneck(x, layer))?;
+            Ok(acts.flatten(1, -1))
         })?;
-        tracing::debug!(layer, what, cached = !built, "activations");
-        Ok(tcav_core::matrix::read_safetensors(&dir.join(FILE), ACTIVATIONS)?)
+        tracing::debug!(layer, what, computed, cached = images.len() - computed, "activations");
+        Ok(paths)
+    }
+
+    /// The flattened activations at `layer`, one row per image.
+    pub fn activations(&self, layer: &str, images: &[ImageRef], what: &str) -> Result<Matrix> {
+        read_rows(&self.activation_files(layer, images, what)?, ACTIVATIONS)
     }
 
     /// The gradients of `class`'s logit with respect to the flattened
@@ -145,16 +158,50 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
         if images.is_empty() {
             return Err(ActivationError::NoImages(format!("class `{class}`")));
         }
-        let key = self.key("gradients", layer, Some(class_index), images);
-        let (dir, built) = self.store.get_or_build::<ActivationError>("gradients", &key, |tmp| {
-            let matrix = self.run_batches(images, |x| {
-                self.backward_passes.fetch_add(1, Ordering::Relaxed);
-                self.batch_gradients(x, layer, class_index)
-            })?;
-            save(tmp, GRADIENTS, &matrix, layer, images)
+        let paths: Vec<PathBuf> = images.iter().map(|i| self.entry_path("gradients", layer, Some(class), i)).collect();
+        let computed = self.fill_missing(images, &paths, GRADIENTS, layer, |x| {
+            self.backward_passes.fetch_add(1, Ordering::Relaxed);
+            self.batch_gradients(x, layer, class_index)
         })?;
-        tracing::debug!(layer, class, cached = !built, "gradients");
-        Ok(tcav_core::matrix::read_safetensors(&dir.join(FILE), GRADIENTS)?)
+        tracing::debug!(layer, class, computed, cached = images.len() - computed, "gradients");
+        read_rows(&paths, GRADIENTS)
+    }
+
+    /// Computes, in batches, the rows whose files are missing, writing each
+    /// row to its own file as soon as its batch is done, so memory holds at
+    /// most one batch. Returns how many rows were computed.
+    fn fill_missing(
+        &self,
+        images: &[ImageRef],
+        paths: &[PathBuf],
+        name: &str,
+        layer: &str,
+        mut compute: impl FnMut(&Tensor) -> Result<Tensor>,
+    ) -> Result<usize> {
+        let mut seen = std::collections::HashSet::new();
+        let missing: Vec<usize> =
+            (0..images.len()).filter(|&i| !paths[i].is_file() && seen.insert(paths[i].clone())).collect();
+        let size = self.model.spec().image_size;
+        let device = self.model.device();
+        for batch in missing.chunks(self.batch_size) {
+            let batch_paths: Vec<PathBuf> = batch.iter().map(|&i| images[i].path.clone()).collect();
+            let x = tcav_model::load_images(&batch_paths, size, device)?;
+            let out = compute(&x)?.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+            let cols = out.size()[1] as usize;
+            let values = Vec::<f32>::try_from(&out.flatten(0, -1)).map_err(ModelError::torch("copying results"))?;
+            for (row, &i) in values.chunks_exact(cols.max(1)).zip(batch) {
+                let matrix = Matrix::new(1, cols, row.to_vec())
+                    .ok_or_else(|| ModelError::InvalidSpec("a batch output of the wrong size".into()))?;
+                let metadata = HashMap::from([
+                    ("model".to_string(), self.model_key.to_string()),
+                    ("layer".to_string(), layer.to_string()),
+                    ("image".to_string(), images[i].path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+                    ("image_hash".to_string(), images[i].hash.clone()),
+                ]);
+                tcav_core::matrix::write_safetensors(&paths[i], &[(name, &matrix)], metadata)?;
+            }
+        }
+        Ok(missing.len())
     }
 
     /// ∇ₐ h_k(a) for a batch: the activation is detached so that it is a
@@ -174,37 +221,35 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
         Ok(grad.flatten(1, -1))
     }
 
-    fn run_batches(&self, images: &[ImageRef], mut f: impl FnMut(&Tensor) -> Result<Tensor>) -> Result<Matrix> {
-        let size = self.model.spec().image_size;
-        let device = self.model.device();
-        let mut data = Vec::new();
-        let mut cols = 0;
-        for batch in images.chunks(self.batch_size) {
-            let paths: Vec<PathBuf> = batch.iter().map(|i| i.path.clone()).collect();
-            let x = tcav_model::load_images(&paths, size, device)?;
-            let out = f(&x)?.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-            cols = out.size()[1] as usize;
-            let values = Vec::<f32>::try_from(&out.flatten(0, -1)).map_err(ModelError::torch("copying results"))?;
-            data.extend(values);
-        }
-        Matrix::new(images.len(), cols, data)
-            .ok_or_else(|| ActivationError::Model(ModelError::InvalidSpec("batch outputs of different widths".into())))
+}
+
+/// A layer or class name as a folder name: kept when it is already safe
+/// (so Python users can browse the cache), hashed otherwise.
+fn path_safe(name: &str) -> String {
+    match tcav_core::SetName::new(name) {
+        Ok(safe) => safe.to_string(),
+        Err(_) => KeyBuilder::new("name").content("name", name).finish().short().to_string(),
     }
 }
 
-fn save(dir: &Path, name: &str, matrix: &Matrix, layer: &str, images: &[ImageRef]) -> Result<()> {
-    let names: Vec<String> = images
-        .iter()
-        .map(|i| i.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
-        .collect();
-    let hashes: Vec<&str> = images.iter().map(|i| i.hash.as_str()).collect();
-    let metadata = HashMap::from([
-        ("layer".to_string(), layer.to_string()),
-        ("images".to_string(), serde_json::to_string(&names).unwrap_or_default()),
-        ("image_hashes".to_string(), serde_json::to_string(&hashes).unwrap_or_default()),
-    ]);
-    tcav_core::matrix::write_safetensors(&dir.join(FILE), &[(name, matrix)], metadata)?;
-    Ok(())
+/// Stacks single-row cache files (of tensor `name`: [`ACTIVATIONS`] or
+/// [`GRADIENTS`]) into one matrix, in order.
+pub fn read_rows(paths: &[PathBuf], name: &str) -> Result<Matrix> {
+    let mut data = Vec::new();
+    let mut cols = None;
+    for path in paths {
+        let row = tcav_core::matrix::read_safetensors(path, name)?;
+        if *cols.get_or_insert(row.cols()) != row.cols() || row.rows() != 1 {
+            return Err(CoreError::Tensors {
+                path: path.clone(),
+                reason: format!("holds a {}x{} `{name}` where a 1x{} row was expected", row.rows(), row.cols(), cols.unwrap_or(0)),
+            }
+            .into());
+        }
+        data.extend(row.into_vec());
+    }
+    let cols = cols.unwrap_or(0);
+    Matrix::new(paths.len(), cols, data).ok_or_else(|| ModelError::InvalidSpec("rows of different widths".into()).into())
 }
 
 #[cfg(test)]

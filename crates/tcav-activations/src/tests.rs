@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 use tcav_model::SimpleCnn;
 
 const SIZE: u32 = 16;
@@ -9,6 +10,7 @@ fn model() -> SimpleCnn {
 }
 
 fn images(dir: &Path, n: usize) -> Vec<ImageRef> {
+    std::fs::create_dir_all(dir).unwrap();
     let paths: Vec<PathBuf> = (0..n)
         .map(|i| {
             let img = image::RgbImage::from_fn(SIZE, SIZE, |x, y| {
@@ -80,6 +82,15 @@ fn batched_results_equal_per_image_results_and_are_cached() {
     assert_eq!(batched.backward_passes(), before);
     assert_eq!(again, batched.logit_gradients("dense", "b", &imgs).unwrap());
 
+    // A set that overlaps one already computed only computes the new images.
+    let more = images(&dir.path().join("more"), 7);
+    let overlap: Vec<ImageRef> = imgs.iter().take(3).cloned().chain(more.iter().skip(5).cloned()).collect();
+    let forward_before = batched.forward_passes();
+    let overlapping = batched.activations("dense", &overlap, "overlap").unwrap();
+    assert_eq!(batched.forward_passes(), forward_before + 1, "only the 2 new images are run, in one batch");
+    let fresh = single.activations("dense", &overlap, "overlap").unwrap();
+    assert!(max_abs_diff(overlapping.as_slice(), fresh.as_slice()) < 1e-5);
+
     // Another class, another model key or other images miss the cache.
     batched.logit_gradients("dense", "c", &imgs).unwrap();
     assert_eq!(batched.backward_passes(), before + 2);
@@ -106,7 +117,6 @@ fn unknown_layers_classes_and_bad_images_are_clear_errors() {
     let refs = ImageRef::hash_all(&[broken]).unwrap();
     let err = cache.activations("dense", &refs, "set `red`").unwrap_err().to_string();
     assert!(err.contains("broken.png") && err.contains("does not decode"), "{err}");
-    assert!(cache.store.root().join("activations").read_dir().unwrap().all(|e| {
-        !e.unwrap().path().join(tcav_core::store::COMPLETE_MARKER).exists()
-    }));
+    // Nothing was cached for the broken image.
+    assert!(!cache.entry_path("activations", "dense", None, &refs[0]).exists());
 }

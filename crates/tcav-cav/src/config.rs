@@ -19,18 +19,48 @@ use serde::{Deserialize, Serialize};
 use crate::{CavError, Result};
 
 /// How CAVs are fitted.
+///
+/// Without an `estimator` key the estimator is `logistic`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct CavConfig {
     /// Fraction of each (balanced) side held out to measure accuracy.
-    #[serde(default = "default_holdout_fraction")]
     pub holdout_fraction: f64,
     /// The estimator and its hyper-parameters (the `estimator` key names it).
     #[serde(flatten)]
     pub estimator: Estimator,
 }
 
+/// What [`CavConfig`] reads once the `estimator` key is filled in.
+#[derive(Deserialize)]
+struct Tagged {
+    #[serde(default = "default_holdout_fraction")]
+    holdout_fraction: f64,
+    #[serde(flatten)]
+    estimator: Estimator,
+}
+
 fn default_holdout_fraction() -> f64 {
     0.2
+}
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for CavConfig {
+    type Error = String;
+
+    /// Serde's tagged enums cannot default their tag, so the table is read
+    /// as a map first and `estimator = "logistic"` added when absent. Going
+    /// through the map also lets every error name the table and estimator.
+    fn try_from(mut table: serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let name = table
+            .entry("estimator")
+            .or_insert_with(|| Estimator::default().name().into())
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let tagged: Tagged = serde_json::from_value(serde_json::Value::Object(table))
+            .map_err(|e| format!("[tcav.cav] with estimator `{name}`: {e}"))?;
+        Ok(CavConfig { holdout_fraction: tagged.holdout_fraction, estimator: tagged.estimator })
+    }
 }
 
 impl Default for CavConfig {
@@ -227,7 +257,17 @@ mod tests {
     }
 
     #[test]
+    fn the_estimator_defaults_to_logistic() {
+        assert_eq!(parse("").unwrap(), CavConfig::default());
+        let config = parse("holdout_fraction = 0.25\nalpha = 0.5").unwrap();
+        assert_eq!(config.holdout_fraction, 0.25);
+        assert_eq!(config.estimator, Estimator::Logistic(LogisticConfig { alpha: 0.5, ..LogisticConfig::default() }));
+    }
+
+    #[test]
     fn unknown_or_misplaced_keys_are_rejected() {
+        let err = parse("estimator = \"pattern\"\nholdout_fractio = 0.1\n").unwrap_err();
+        assert!(err.contains("holdout_fractio") && err.contains("[tcav.cav] with estimator `pattern`"), "{err}");
         let err = parse("estimator = \"pattern\"\nalpha = 0.1\n").unwrap_err();
         assert!(err.contains("alpha"), "{err}");
         let err = parse("estimator = \"logistic\"\nalpa = 0.1\n").unwrap_err();

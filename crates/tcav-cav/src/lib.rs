@@ -1,52 +1,64 @@
 //! The CAV-fitting stage, and TCAV scoring.
 //!
 //! Takes: plain matrices of flattened bottleneck activations (one row per
-//! image) for a concept set and a negative set (a random set), and matrices
-//! of class-logit gradients. Produces:
+//! image) for a concept set and a negative set, and matrices of class-logit
+//! gradients. Produces:
 //!
 //! * a [`Cav`]: the unit normal of a linear boundary between the concept's
 //!   activations and the negative set's, **pointing toward the concept**,
-//!   with its accuracy on held-out activations;
-//! * directional derivatives `S(x) = ∇ₐ h_k(a) · v` and the TCAV score, the
-//!   fraction of a class's images with `S(x) > 0`.
+//!   with its accuracy on held-out activations and everything needed to
+//!   refit it (estimator, hyper-parameters, seed);
+//! * directional derivatives `S(x) = ∇ₐ h_k(a) · v`, and from them the two
+//!   TCAV scores: [`tcav_score`] (sign count) and [`tcav_magnitude`]
+//!   (Captum's magnitude score);
+//! * [`is_reliable`], the accuracy gate that flags concepts whose CAVs are
+//!   near chance.
+//!
+//! Estimators ([`Estimator`], chosen in [`CavConfig`]): L2 logistic
+//! regression (solved in its dual form by default, which is exact and much
+//! faster when images are fewer than activation values), a hinge-loss SGD
+//! classifier with tensorflow/tcav's defaults, the mean difference
+//! (FastCAV) and the pattern CAV.
+//!
+//! Relative TCAV needs nothing special: fit concept A with concept B's
+//! activations as the negative set, or with the union of the other
+//! concepts built by [`stack_rows`].
 //!
 //! Invariants: never depends on tch (activations and gradients arrive as
-//! plain matrices), and a CAV always points toward its concept, whatever
-//! the estimator's own label convention (linfa-logistic 0.8.1 picks its
-//! "positive" class by frequency or order; see [`fit_cav`]).
+//! plain matrices); a CAV always points toward its concept, whatever the
+//! estimator's own label convention (linfa-logistic 0.8.1 picks its
+//! "positive" class by frequency or order); every random choice comes from
+//! the seed passed to [`fit_cav`].
 
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, reason = "in a test, a failed unwrap is a failed test"))]
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tcav_core::{CoreError, Matrix};
 
-/// How CAVs are fitted.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CavConfig {
-    /// L2 weight of linfa-logistic's objective, `Σ log-loss + alpha/2·‖w‖²`
-    /// (about scikit-learn's `1/C`; 1.0 matches `LogisticRegression()`).
-    pub alpha: f64,
-    /// L-BFGS iterations at most.
-    pub max_iterations: u64,
-    /// Fraction of each (balanced) side held out to measure accuracy.
-    pub holdout_fraction: f64,
-}
+pub mod config;
+mod logistic;
+mod means;
+mod sgd;
 
-impl Default for CavConfig {
-    fn default() -> Self {
-        CavConfig { alpha: 1.0, max_iterations: 200, holdout_fraction: 0.2 }
-    }
-}
+pub use config::{CavConfig, Estimator, LogisticConfig, SgdHingeConfig, Solver};
+
+/// The version of what this stage stores. Cache keys include it: bump it
+/// whenever a change here changes fitted CAVs or their saved records.
+pub const OUTPUT_VERSION: u32 = 1;
+
+/// The mean held-out accuracy below which [`is_reliable`] should call a
+/// concept's CAVs unreliable, unless the experiment sets its own threshold.
+/// Chance is 0.5 on the balanced hold-out; 0.6 leaves room for the noise of
+/// small hold-out sets while flagging CAVs that barely separate anything.
+pub const DEFAULT_ACCURACY_THRESHOLD: f64 = 0.6;
 
 /// A concept activation vector and what it was fitted from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,7 +67,7 @@ pub struct Cav {
     pub layer: String,
     /// The positive set (the concept).
     pub concept: String,
-    /// The negative set (a random set, or another concept).
+    /// The negative set (a random set, another concept, or a union).
     pub negative: String,
     /// Unit vector in activation space, pointing toward the concept.
     #[serde(skip)]
@@ -63,26 +75,32 @@ pub struct Cav {
     /// The boundary's offset along `direction`: a row `a` is classified as
     /// the concept when `a·direction + intercept > 0`.
     pub intercept: f64,
-    /// Accuracy on the held-out rows of both sets.
+    /// Accuracy on the held-out rows of both sets (chance is 0.5).
     pub holdout_accuracy: f64,
     /// Rows used for fitting, per side, after balancing.
     pub train_rows: usize,
     /// Held-out rows, per side.
     pub holdout_rows: usize,
-    /// The estimator, `"logistic"` (linfa-logistic, L2).
+    /// The estimator's name, as in [`Estimator::name`].
     pub estimator: String,
-    /// The hyper-parameters used.
+    /// The estimator, its hyper-parameters and the hold-out fraction used.
     pub config: CavConfig,
-    /// The seed of the balancing and hold-out draws.
+    /// The seed of the balancing, hold-out and (for SGD) shuffling draws.
     pub seed: u64,
+    /// Newton steps (dual logistic) or epochs (SGD) the estimator ran;
+    /// `None` for closed forms and linfa-logistic, which does not say.
+    #[serde(default)]
+    pub iterations: Option<u64>,
 }
 
 /// What can go wrong when fitting or scoring.
 #[derive(Debug, thiserror::Error)]
 pub enum CavError {
     /// Too few rows on one side.
-    #[error("CAV {concept} vs {negative}: {side} has {rows} images, at least 2 are needed (one to fit, one to hold out); add images to that set")]
+    #[error("CAV {concept} vs {negative} at layer `{layer}`: {side} has {rows} images, at least 2 are needed (one to fit, one to hold out); add images to that set")]
     TooFewRows {
+        /// Bottleneck layer.
+        layer: String,
         /// Concept set.
         concept: String,
         /// Negative set.
@@ -106,13 +124,17 @@ pub enum CavError {
     #[error("invalid CAV config: {0}")]
     Config(String),
     /// The estimator failed.
-    #[error("fitting CAV {concept} vs {negative}: {reason}")]
+    #[error("fitting CAV {concept} vs {negative} at layer `{layer}` with estimator `{estimator}`: {reason}")]
     Fit {
+        /// Bottleneck layer.
+        layer: String,
         /// Concept set.
         concept: String,
         /// Negative set.
         negative: String,
-        /// The estimator's error.
+        /// The estimator's name.
+        estimator: String,
+        /// What went wrong.
         reason: String,
     },
     /// A file error.
@@ -134,30 +156,33 @@ pub struct CavLabel<'a> {
     pub negative: &'a str,
 }
 
+/// An estimator's answer before normalisation: the concept is on the side
+/// where `weights·a + intercept > 0`.
+pub(crate) struct Boundary {
+    pub(crate) weights: Vec<f64>,
+    pub(crate) intercept: f64,
+    pub(crate) iterations: Option<u64>,
+}
+
 /// Fits a CAV separating `concept` rows from `negative` rows.
 ///
-/// **Balancing:** the larger side is subsampled (seeded) to the size of the
-/// smaller, so the boundary is not pulled toward the bigger set and the
-/// estimator never sees a majority class. **Hold-out:** each side is
-/// shuffled (seeded) and `holdout_fraction` of it, at least one row, is
-/// held out; the rest is fitted. Accuracy is measured on the held-out rows.
+/// **Balancing:** the larger side is subsampled, seeded, to the size of the
+/// smaller, so the boundary is not pulled toward the bigger set, no
+/// estimator sees a majority class, and chance accuracy is exactly 0.5.
+/// **Hold-out:** each side is shuffled (seeded) and `holdout_fraction` of
+/// the balanced size, rounded, at least one row and leaving at least one, is
+/// held out from each side: the split is stratified, with equal counts.
+/// Accuracy is measured on the held-out rows with the boundary `a·v + b > 0`.
+/// The fitting rows reach the estimator interleaved in a seeded order.
 ///
-/// linfa-logistic labels as "positive" whichever class it counts most, or
-/// the first seen on a tie, so the sign of its weights is checked against
-/// the concept's label and flipped when needed.
+/// Whatever the estimator, the direction is oriented so that the concept's
+/// side is positive (linfa-logistic 0.8.1 may return the opposite sign; it
+/// is checked and flipped) and scaled to unit length.
 pub fn fit_cav(label: CavLabel<'_>, concept: &Matrix, negative: &Matrix, config: &CavConfig, seed: u64) -> Result<Cav> {
-    if !(config.alpha > 0.0 && config.alpha.is_finite()) {
-        return Err(CavError::Config(format!("alpha must be a positive number, got {}", config.alpha)));
-    }
-    if !(0.0 < config.holdout_fraction && config.holdout_fraction < 1.0) {
-        return Err(CavError::Config(format!(
-            "holdout_fraction must be strictly between 0 and 1, got {}",
-            config.holdout_fraction
-        )));
-    }
+    config.validate()?;
     if concept.cols() != negative.cols() {
         return Err(CavError::Width {
-            what: format!("CAV {} vs {}", label.concept, label.negative),
+            what: format!("CAV {} vs {} at layer `{}`", label.concept, label.negative, label.layer),
             left: concept.cols(),
             right: negative.cols(),
         });
@@ -165,6 +190,7 @@ pub fn fit_cav(label: CavLabel<'_>, concept: &Matrix, negative: &Matrix, config:
     for (side, m) in [(label.concept, concept), (label.negative, negative)] {
         if m.rows() < 2 {
             return Err(CavError::TooFewRows {
+                layer: label.layer.into(),
                 concept: label.concept.into(),
                 negative: label.negative.into(),
                 side: format!("set `{side}`"),
@@ -172,6 +198,14 @@ pub fn fit_cav(label: CavLabel<'_>, concept: &Matrix, negative: &Matrix, config:
             });
         }
     }
+    let estimator = config.estimator.name();
+    let fit_error = |reason: String| CavError::Fit {
+        layer: label.layer.into(),
+        concept: label.concept.into(),
+        negative: label.negative.into(),
+        estimator: estimator.into(),
+        reason,
+    };
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let per_side = concept.rows().min(negative.rows());
@@ -186,75 +220,105 @@ pub fn fit_cav(label: CavLabel<'_>, concept: &Matrix, negative: &Matrix, config:
     let (concept_fit, concept_test) = pick(concept);
     let (negative_fit, negative_test) = pick(negative);
 
-    // Interleave the sides in a seeded order: the estimator's result must
-    // not depend on which rows it sees first, and linfa's label convention
-    // depends on exactly that (the orientation check below handles it).
+    // Interleave the sides in a seeded order: SGD's path and linfa's label
+    // convention both depend on which rows come first.
     let mut fit_rows: Vec<(bool, usize)> =
         concept_fit.iter().map(|&i| (true, i)).chain(negative_fit.iter().map(|&i| (false, i))).collect();
     fit_rows.shuffle(&mut rng);
-    let (x, y) = stack(concept, negative, &fit_rows);
-    let dataset = Dataset::new(x, y);
-    let model = LogisticRegression::default()
-        .alpha(config.alpha)
-        .max_iterations(config.max_iterations)
-        .fit(&dataset)
-        .map_err(|e| CavError::Fit {
-            concept: label.concept.into(),
-            negative: label.negative.into(),
-            reason: e.to_string(),
-        })?;
-    // The fitted model predicts `labels().pos.class` where w·a + b > 0.
-    let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
-    let weights: Vec<f64> = model.params().iter().map(|w| sign * w).collect();
-    let intercept = sign * model.intercept();
-    let norm = weights.iter().map(|w| w * w).sum::<f64>().sqrt();
-    if !(norm > 0.0 && norm.is_finite()) {
-        return Err(CavError::Fit {
-            concept: label.concept.into(),
-            negative: label.negative.into(),
-            reason: format!("the boundary's normal has length {norm}; the two sets' activations may be identical"),
-        });
+    let (x, is_concept) = stack(concept, negative, &fit_rows);
+    let boundary = match &config.estimator {
+        Estimator::Logistic(c) => match c.solver {
+            Solver::Primal => logistic::fit_primal(&x, &is_concept, c),
+            Solver::Dual => logistic::fit_dual(&x, &is_concept, c),
+        },
+        // A seed of its own, so the shuffles do not depend on how many
+        // draws the split above took.
+        Estimator::SgdHinge(c) => sgd::fit(&x, &is_concept, c, tcav_core::seed::derive(seed, "sgd-hinge/shuffle")),
+        Estimator::MeanDifference {} => means::mean_difference(&x, &is_concept),
+        Estimator::Pattern {} => means::pattern(&x, &is_concept),
     }
-    let direction: Vec<f32> = weights.iter().map(|w| (w / norm) as f32).collect();
-    let intercept = intercept / norm;
+    .map_err(fit_error)?;
+
+    let norm = boundary.weights.iter().map(|w| w * w).sum::<f64>().sqrt();
+    if !(norm > 0.0 && norm.is_finite()) {
+        return Err(fit_error(format!(
+            "the boundary's normal has length {norm}; the two sets' activations may be identical"
+        )));
+    }
+    let direction: Vec<f32> = boundary.weights.iter().map(|w| (w / norm) as f32).collect();
+    let intercept = boundary.intercept / norm;
 
     let side = |a: &[f32]| dot(a, &direction) + intercept > 0.0;
     let correct = concept_test.iter().filter(|&&i| side(concept.row(i))).count()
         + negative_test.iter().filter(|&&i| !side(negative.row(i))).count();
+    let holdout_accuracy = correct as f64 / (2 * holdout) as f64;
+    tracing::debug!(
+        layer = label.layer,
+        concept = label.concept,
+        negative = label.negative,
+        estimator,
+        holdout_accuracy,
+        iterations = boundary.iterations,
+        "CAV fitted"
+    );
     Ok(Cav {
         layer: label.layer.into(),
         concept: label.concept.into(),
         negative: label.negative.into(),
         direction,
         intercept,
-        holdout_accuracy: correct as f64 / (2 * holdout) as f64,
+        holdout_accuracy,
         train_rows: per_side - holdout,
         holdout_rows: holdout,
-        estimator: "logistic".into(),
+        estimator: estimator.into(),
         config: config.clone(),
         seed,
+        iterations: boundary.iterations,
     })
 }
 
-fn stack(concept: &Matrix, negative: &Matrix, rows: &[(bool, usize)]) -> (Array2<f64>, Array1<bool>) {
+fn stack(concept: &Matrix, negative: &Matrix, rows: &[(bool, usize)]) -> (Array2<f64>, Vec<bool>) {
     let mut x = Array2::<f64>::zeros((rows.len(), concept.cols()));
-    let mut y = Array1::from_elem(rows.len(), false);
-    for (r, &(is_concept, i)) in rows.iter().enumerate() {
-        let values = if is_concept { concept.row(i) } else { negative.row(i) };
+    let mut is_concept = vec![false; rows.len()];
+    for (r, &(from_concept, i)) in rows.iter().enumerate() {
+        let values = if from_concept { concept.row(i) } else { negative.row(i) };
         x.row_mut(r).iter_mut().zip(values).for_each(|(dst, &v)| *dst = f64::from(v));
-        y[r] = is_concept;
+        is_concept[r] = from_concept;
     }
-    (x, y)
+    (x, is_concept)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum()
 }
 
+/// Stacks the rows of several activation matrices into one, in order: the
+/// negative set "union of the other concepts" for relative TCAV.
+///
+/// An empty list gives a 0 × 0 matrix (which [`fit_cav`] then rejects as a
+/// set with too few images). Errors if the widths differ.
+pub fn stack_rows(parts: &[&Matrix]) -> Result<Matrix> {
+    let cols = parts.first().map_or(0, |m| m.cols());
+    let mut data = Vec::with_capacity(parts.iter().map(|m| m.as_slice().len()).sum());
+    for (k, m) in parts.iter().enumerate() {
+        if m.cols() != cols {
+            return Err(CavError::Width {
+                what: format!("stacking a union of sets: part {k} vs part 0"),
+                left: m.cols(),
+                right: cols,
+            });
+        }
+        data.extend_from_slice(m.as_slice());
+    }
+    let rows = parts.iter().map(|m| m.rows()).sum();
+    Matrix::new(rows, cols, data).ok_or_else(|| CavError::Config("stacked rows do not fill a matrix".into()))
+}
+
 impl Cav {
     /// The same boundary seen from the other side: the CAV of `negative`
-    /// against `concept`. Sign-count scores of the two are complementary
-    /// (up to derivatives that are exactly 0).
+    /// against `concept`. Its sign-count score is `1 − score − zeros/n`
+    /// (exactly complementary when no derivative is exactly 0), and its
+    /// magnitude score is `1 − magnitude`.
     pub fn negated(&self) -> Cav {
         Cav {
             concept: self.negative.clone(),
@@ -265,13 +329,31 @@ impl Cav {
         }
     }
 
-    /// Saves the direction as safetensors (tensor `cav`, 1 × width) with
-    /// the metadata as JSON in the header, atomically.
+    /// Saves the direction as safetensors (tensor `cav`, 1 × width),
+    /// atomically. The header's metadata holds the whole record as JSON
+    /// under `cav` (layer, sets, estimator with every hyper-parameter,
+    /// hold-out fraction, seed, accuracy), plus the most used fields as
+    /// their own string entries so Python users can read them directly
+    /// (`safe_open(path, "np").metadata()`). A `.json` twin holds the same
+    /// record for [`Cav::load`].
     pub fn save(&self, path: &Path) -> Result<()> {
         let matrix = Matrix::new(1, self.direction.len(), self.direction.clone())
             .ok_or_else(|| CavError::Config("empty CAV".into()))?;
-        let meta = serde_json::to_string(self).map_err(|e| CavError::Config(e.to_string()))?;
-        tcav_core::matrix::write_safetensors(path, &[("cav", &matrix)], HashMap::from([("cav".to_string(), meta)]))?;
+        let json = |v: &serde_json::Value| v.to_string();
+        let record = serde_json::to_value(self)
+            .map_err(|e| CavError::Config(format!("CAV {} vs {}: {e}", self.concept, self.negative)))?;
+        let mut meta = HashMap::from([("cav".to_string(), json(&record))]);
+        for key in ["layer", "concept", "negative", "estimator"] {
+            if let Some(serde_json::Value::String(v)) = record.get(key) {
+                meta.insert(key.to_string(), v.clone());
+            }
+        }
+        for key in ["holdout_accuracy", "seed", "config"] {
+            if let Some(v) = record.get(key) {
+                meta.insert(key.to_string(), json(v));
+            }
+        }
+        tcav_core::matrix::write_safetensors(path, &[("cav", &matrix)], meta)?;
         tcav_core::store::write_json(&path.with_extension("json"), self)?;
         Ok(())
     }
@@ -296,16 +378,51 @@ pub fn directional_derivatives(gradients: &Matrix, cav: &Cav) -> Result<Vec<f64>
     Ok(gradients.iter_rows().map(|g| dot(g, &cav.direction)).collect())
 }
 
-/// The TCAV score: the fraction of directional derivatives that are
-/// strictly positive (the class logit grows when moving toward the concept).
+/// The TCAV score (sign count): the fraction of directional derivatives
+/// that are strictly positive, i.e. of a class's images whose logit grows
+/// when the activation moves toward the concept.
 ///
 /// The logit is differentiated, not the loss, so "toward the class" is
-/// `S > 0` (tensorflow/tcav counts `S < 0` of the loss's derivative).
+/// `S > 0` (tensorflow/tcav counts `S < 0` of the loss's derivative; Captum
+/// counts `S > 0` of the output's, as here). Derivatives exactly 0 count as
+/// not positive, so a CAV and its negation score `s` and `1 − s − zeros/n`.
+/// Unchanged by rescaling the CAV by any positive factor. NaN for no
+/// derivatives.
 pub fn tcav_score(derivatives: &[f64]) -> f64 {
     if derivatives.is_empty() {
         return f64::NAN;
     }
     derivatives.iter().filter(|&&s| s > 0.0).count() as f64 / derivatives.len() as f64
+}
+
+/// The magnitude TCAV score, Captum's definition:
+/// `Σ max(S, 0) / Σ |S|`, the share of the derivatives' total size that
+/// pushes toward the class. Unlike the sign count, it weighs images by how
+/// strongly they respond. Unchanged by rescaling the CAV by a positive
+/// factor; a CAV and its negation score `m` and `1 − m`.
+///
+/// NaN when there are no derivatives or all are exactly 0 (Captum's 0/0):
+/// such a class gives no evidence either way, which 0 would misreport as
+/// "pushes away".
+pub fn tcav_magnitude(derivatives: &[f64]) -> f64 {
+    let positive: f64 = derivatives.iter().filter(|&&s| s > 0.0).sum();
+    let total: f64 = derivatives.iter().map(|s| s.abs()).sum();
+    if total == 0.0 { f64::NAN } else { positive / total }
+}
+
+/// The accuracy gate: whether a concept's CAVs separate it from its
+/// negative sets well enough for its TCAV scores to mean anything, i.e.
+/// whether the mean held-out accuracy of its CAVs is at least `threshold`
+/// ([`DEFAULT_ACCURACY_THRESHOLD`] unless the experiment says otherwise).
+///
+/// `false` for no accuracies or any NaN: an unmeasured concept is not
+/// reliable.
+pub fn is_reliable(accuracies: &[f64], threshold: f64) -> bool {
+    if accuracies.is_empty() {
+        return false;
+    }
+    let mean = accuracies.iter().sum::<f64>() / accuracies.len() as f64;
+    mean >= threshold
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::caption::Caption;
 use crate::colour::{
     BLUE_HUE, ColourConcept, GREEN_HUE, Hsv, RED_HUE, sample_body_colour, sample_quiet_background, uniform,
 };
@@ -46,6 +47,15 @@ static FAMILIES: [Family; 3] = [
         description: "grass monkey: green, round head and body, round side ears, long curly tail, leaf tuft on the head, darker green patches",
     },
 ];
+
+impl Family {
+    /// The name of the family's caption concept (`caption_fire`): the
+    /// concept whose TCAV score for this class should follow how much the
+    /// classifier relies on captions, when [`crate::DatagenConfig::caption`] is set.
+    pub fn caption_concept(&self) -> String {
+        format!("caption_{}", self.name)
+    }
+}
 
 /// The creature families, in class order: `fire`, `water`, `grass`.
 pub fn families() -> &'static [Family] {
@@ -104,12 +114,16 @@ pub(crate) struct Creature {
 /// (and whether it is the family's own) comes from `colour_seed`. Keeping
 /// them apart means a sweep over `colour_reliance` redraws the same
 /// creatures in the same poses, and only some of them change colour.
+/// A `caption` is painted over the creature before the lighting and noise,
+/// as if printed on the photo; it draws no random numbers, so the same
+/// seeds give the same creature with or without it.
 pub(crate) fn render_creature(
     species: Species,
     size: u32,
     image_seed: u64,
     colour_seed: u64,
     colour_reliance: f64,
+    caption: Option<&Caption>,
 ) -> Creature {
     let mut colour_rng = ImageRng::seed_from_u64(colour_seed);
     // Comparing one uniform draw against the reliance (rather than drawing a
@@ -135,6 +149,9 @@ pub(crate) fn render_creature(
     let angle = uniform(&mut rng, -0.35, 0.35);
     let pose = Pose::new(centre, scale, angle, rng.random_bool(0.5));
     species.draw(&mut Sketch { painter: &mut painter, pose }, &mut rng, &palette);
+    if let Some(caption) = caption {
+        caption.draw(&mut painter);
+    }
 
     let mut image = painter.finish();
     Lighting::sample(&mut rng).apply(&mut image);

@@ -17,6 +17,12 @@ pub enum DatagenError {
         /// What to set it to instead.
         fix: &'static str,
     },
+    /// Caption counterfactuals were asked of a config without captions.
+    #[error(
+        "cannot blank the captions: the datagen config has no `caption` section, so its images carry no caption; \
+         add `caption = {{ probability = ... }}` to the config, or remove the colour cue instead"
+    )]
+    NoCaptions,
     /// The output folder already holds something.
     #[error(
         "output folder {path} is not empty: the generator refuses to mix its images with files already there \

@@ -11,11 +11,23 @@
 //! `water` ↔ `blue`, `grass` ↔ `green` (see [`families`]), and no
 //! significant score for `yellow`, `white` or `black`.
 //!
+//! With a [`CaptionConfig`] (the caption variant of the TCAV paper) every
+//! creature also carries a caption, a white box with a black glyph of one
+//! family, that names its class with a chosen probability; the caption
+//! concepts `caption_fire`, `caption_water`, `caption_grass` are generated
+//! too (see [`concept_names`]).
+//!
 //! Layout of the output folder:
 //! * `classes/<class>/<class>_<index:04>.png`
 //! * `concepts/<concept>/<concept>_<index:04>.png`
 //! * `random/random_<i>/random_<i>_<index:04>.png`
 //! * `datagen.json`
+//!
+//! To measure how much a trained classifier relies on a cue, rather than
+//! trusting how the data were made, [`generate_counterfactuals`] redraws
+//! every class image with one [`Cue`] removed (colours randomised, or the
+//! caption blanked) under the same file names, so each image pairs with
+//! its original and differs from it only in the cue.
 //!
 //! Invariant: generation never touches the network and is a pure function
 //! of the config. Each image is drawn from its own seed, derived from the
@@ -27,9 +39,11 @@
 
 #![deny(missing_docs)]
 
+mod caption;
 mod colour;
 mod concept;
 mod config;
+mod counterfactual;
 mod creature;
 mod error;
 mod paint;
@@ -48,7 +62,11 @@ use tcav_core::{CoreError, SetName};
 use crate::colour::ColourConcept;
 use crate::creature::Species;
 
-pub use crate::config::{DatagenConfig, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE};
+pub use crate::caption::CaptionBox;
+pub use crate::config::{CaptionConfig, CaptionPlacement, DatagenConfig, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE};
+pub use crate::counterfactual::{
+    COUNTERFACTUAL_MANIFEST_FILE, Cue, GeneratedCounterfactuals, generate_counterfactuals,
+};
 pub use crate::creature::{Family, families};
 pub use crate::error::DatagenError;
 
@@ -59,6 +77,18 @@ pub const MANIFEST_FILE: &str = "datagen.json";
 pub fn colour_concepts() -> &'static [&'static str] {
     const NAMES: [&str; 6] = ["red", "blue", "green", "yellow", "white", "black"];
     &NAMES
+}
+
+/// The names of every concept `config` generates, in the order of
+/// [`GeneratedDataset::concepts`]: the [`colour_concepts`], then, when
+/// captions are on, each family's caption concept (`caption_fire`,
+/// `caption_water`, `caption_grass`, see [`Family::caption_concept`]).
+pub fn concept_names(config: &DatagenConfig) -> Vec<String> {
+    let mut names: Vec<String> = colour_concepts().iter().map(|c| c.to_string()).collect();
+    if config.caption.is_some() {
+        names.extend(families().iter().map(Family::caption_concept));
+    }
+    names
 }
 
 /// The version of what [`generate`] draws. Artifact keys include it: bump it
@@ -81,6 +111,18 @@ pub struct ClassImageRecord {
     /// The colour concept of its body colour. Equal to the family's own
     /// colour concept except where `colour_reliance` < 1 redrew it.
     pub body_colour: String,
+    /// The caption concept whose caption the image shows (`caption_water`),
+    /// or `None` when it has no caption (captions off, or blanked in a
+    /// counterfactual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    /// Whether the caption names the creature's own class; `None` when the
+    /// image has no caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption_agrees: Option<bool>,
+    /// Where the caption is, in pixels; `None` when the image has no caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption_box: Option<CaptionBox>,
 }
 
 /// Where the generated sets are, by name.
@@ -88,7 +130,8 @@ pub struct ClassImageRecord {
 pub struct GeneratedDataset {
     /// The class folders (`fire`, `water`, `grass`), in [`families`] order.
     pub classes: Vec<(SetName, PathBuf)>,
-    /// The colour concept folders, in [`colour_concepts`] order.
+    /// The concept folders, in [`concept_names`] order: the colour
+    /// concepts, then the caption concepts when captions are on.
     pub concepts: Vec<(SetName, PathBuf)>,
     /// The random set folders `random_0`, `random_1`, ..., in order.
     pub random_sets: Vec<(SetName, PathBuf)>,
@@ -104,14 +147,19 @@ struct Manifest<'a> {
     config: &'a DatagenConfig,
     families: &'static [Family],
     colour_concepts: &'static [&'static str],
+    // Left out when empty, so a caption-free manifest is byte-identical to
+    // one written before captions existed.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    caption_concepts: Vec<String>,
     class_images: &'a [ClassImageRecord],
 }
 
 /// One image to draw.
 #[derive(Clone, Copy, Debug)]
-enum Job {
+enum Job<'a> {
     Class { species: Species, index: usize },
     Concept { concept: ColourConcept, index: usize },
+    CaptionConcept { caption: &'a CaptionConfig, species: Species, index: usize },
     Random { set: usize, index: usize },
 }
 
@@ -170,6 +218,13 @@ pub fn generate(config: &DatagenConfig, out: &Path) -> Result<GeneratedDataset, 
         concepts.push((name.clone(), set_dir("concepts", name.as_str())));
         jobs.extend((0..config.concept_images).map(|index| Job::Concept { concept, index }));
     }
+    if let Some(caption) = &config.caption {
+        for species in Species::ALL {
+            let name = SetName::new(species.family().caption_concept())?;
+            concepts.push((name.clone(), set_dir("concepts", name.as_str())));
+            jobs.extend((0..config.concept_images).map(|index| Job::CaptionConcept { caption, species, index }));
+        }
+    }
     for set in 0..config.random_sets {
         let name = random_set_name(set)?;
         random_sets.push((name.clone(), set_dir("random", name.as_str())));
@@ -183,6 +238,7 @@ pub fn generate(config: &DatagenConfig, out: &Path) -> Result<GeneratedDataset, 
         images = jobs.len(),
         image_size = config.image_size,
         colour_reliance = config.colour_reliance,
+        caption_probability = config.caption.as_ref().map(|c| c.probability),
         "generating the built-in creature dataset"
     );
 
@@ -200,15 +256,23 @@ pub fn generate(config: &DatagenConfig, out: &Path) -> Result<GeneratedDataset, 
     let manifest = out.join(MANIFEST_FILE);
     write_json(
         &manifest,
-        &Manifest { config, families: families(), colour_concepts: colour_concepts(), class_images: &class_images },
+        &Manifest {
+            config,
+            families: families(),
+            colour_concepts: colour_concepts(),
+            caption_concepts: concept_names(config).split_off(colour_concepts().len()),
+            class_images: &class_images,
+        },
     )?;
     let off_colour = class_images
         .iter()
         .filter(|r| families().iter().any(|f| f.name == r.class.as_str() && f.colour_concept != r.body_colour))
         .count();
+    let disagreeing_captions = class_images.iter().filter(|r| r.caption_agrees == Some(false)).count();
     tracing::info!(
         images = jobs.len(),
         off_colour_creatures = off_colour,
+        disagreeing_captions,
         seconds = started.elapsed().as_secs_f64(),
         "generated the built-in creature dataset"
     );
@@ -217,7 +281,7 @@ pub fn generate(config: &DatagenConfig, out: &Path) -> Result<GeneratedDataset, 
 
 /// Refuses an output folder that already holds files, so stale images from
 /// another config can never end up in a set.
-fn prepare_output(out: &Path) -> Result<(), DatagenError> {
+pub(crate) fn prepare_output(out: &Path) -> Result<(), DatagenError> {
     if out.exists() {
         if !out.is_dir() {
             return Err(DatagenError::OutputIsFile { path: out.to_path_buf() });
@@ -231,30 +295,22 @@ fn prepare_output(out: &Path) -> Result<(), DatagenError> {
     Ok(())
 }
 
-fn run_job(config: &DatagenConfig, out: &Path, job: Job) -> Result<Option<ClassImageRecord>, DatagenError> {
+fn run_job(config: &DatagenConfig, out: &Path, job: Job<'_>) -> Result<Option<ClassImageRecord>, DatagenError> {
     let size = config.image_size;
     let (relative, image, record) = match job {
         Job::Class { species, index } => {
-            let class = species.family().name;
-            let label = format!("class/{class}/{index}");
-            let creature = creature::render_creature(
-                species,
-                size,
-                derive(config.seed, &label),
-                derive(config.seed, &format!("{label}/colour")),
-                config.colour_reliance,
-            );
-            let relative = format!("classes/{class}/{class}_{index:04}.png");
-            let record = ClassImageRecord {
-                file: relative.clone(),
-                class: SetName::new(class)?,
-                body_colour: creature.colour_of.colour_concept().name().to_string(),
-            };
-            (relative, creature.image, Some(record))
+            let (image, record) = render_class_image(config, species, index, None)?;
+            (record.file.clone(), image, Some(record))
         }
         Job::Concept { concept, index } => {
             let name = concept.name();
             let image = concept::render_concept(concept, size, derive(config.seed, &format!("concept/{name}/{index}")));
+            (format!("concepts/{name}/{name}_{index:04}.png"), image, None)
+        }
+        Job::CaptionConcept { caption, species, index } => {
+            let name = species.family().caption_concept();
+            let seed = derive(config.seed, &format!("concept/{name}/{index}"));
+            let (image, _) = caption::render_concept(caption, species, size, seed);
             (format!("concepts/{name}/{name}_{index:04}.png"), image, None)
         }
         Job::Random { set, index } => {
@@ -268,7 +324,49 @@ fn run_job(config: &DatagenConfig, out: &Path, job: Job) -> Result<Option<ClassI
     Ok(record)
 }
 
-fn encode_png(image: &RgbImage, path: &Path) -> Result<Vec<u8>, DatagenError> {
+/// Draws class image `index` of `species` as [`generate`] does, or with the
+/// cue `removed` taken out; only the cue's own draws change, every other
+/// draw comes from the same seeds. Returns the image and its record.
+pub(crate) fn render_class_image(
+    config: &DatagenConfig,
+    species: Species,
+    index: usize,
+    removed: Option<Cue>,
+) -> Result<(RgbImage, ClassImageRecord), DatagenError> {
+    let class = species.family().name;
+    let label = format!("class/{class}/{index}");
+    let caption = match &config.caption {
+        Some(caption_config) if removed != Some(Cue::Caption) => Some(caption::choose(
+            caption_config,
+            species,
+            config.image_size,
+            derive(config.seed, &format!("{label}/caption")),
+        )),
+        _ => None,
+    };
+    // At reliance 0 the colour draw ignores the class: the same colour seed
+    // then gives the colour this creature would get in a reliance-0 dataset.
+    let colour_reliance = if removed == Some(Cue::Colour) { 0.0 } else { config.colour_reliance };
+    let creature = creature::render_creature(
+        species,
+        config.image_size,
+        derive(config.seed, &label),
+        derive(config.seed, &format!("{label}/colour")),
+        colour_reliance,
+        caption.as_ref().map(|(c, _)| c),
+    );
+    let record = ClassImageRecord {
+        file: format!("classes/{class}/{class}_{index:04}.png"),
+        class: SetName::new(class)?,
+        body_colour: creature.colour_of.colour_concept().name().to_string(),
+        caption: caption.map(|(c, _)| c.glyph.family().caption_concept()),
+        caption_agrees: caption.map(|(_, agrees)| agrees),
+        caption_box: caption.map(|(c, _)| c.place),
+    };
+    Ok((creature.image, record))
+}
+
+pub(crate) fn encode_png(image: &RgbImage, path: &Path) -> Result<Vec<u8>, DatagenError> {
     let mut bytes = Vec::new();
     image::codecs::png::PngEncoder::new(&mut bytes)
         .write_image(image.as_raw(), image.width(), image.height(), image::ExtendedColorType::Rgb8)
@@ -295,6 +393,7 @@ mod tests {
             random_sets: 2,
             random_set_images: 2,
             colour_reliance: 1.0,
+            caption: None,
         }
     }
 
@@ -463,8 +562,14 @@ mod tests {
         for species in Species::ALL {
             for i in 0..10 {
                 let label = format!("test/{}/{i}", species.family().name);
-                let creature =
-                    creature::render_creature(species, 64, derive(11, &label), derive(11, &format!("{label}/c")), 1.0);
+                let creature = creature::render_creature(
+                    species,
+                    64,
+                    derive(11, &label),
+                    derive(11, &format!("{label}/c")),
+                    1.0,
+                    None,
+                );
                 assert_eq!(creature.colour_of, species);
                 let f = colour_fractions(&creature.image);
                 let own = f[species.colour_concept() as usize];
@@ -568,7 +673,8 @@ mod tests {
             let mut sum = 0.0;
             for i in 0..12 {
                 let label = format!("shape/{}/{i}", species.family().name);
-                let image = creature::render_creature(species, 64, derive(2, &label), derive(2, &label), 1.0).image;
+                let image =
+                    creature::render_creature(species, 64, derive(2, &label), derive(2, &label), 1.0, None).image;
                 let (mut x0, mut x1, mut y0, mut y1) = (u32::MAX, 0, u32::MAX, 0);
                 for (x, y, pixel) in image.enumerate_pixels() {
                     if concept_of(*pixel) == Some(species.colour_concept()) {
@@ -583,6 +689,120 @@ mod tests {
         assert!(lizard > 1.3, "lizard {lizard}");
         assert!(rabbit < 0.8, "rabbit {rabbit}");
         assert!(rabbit < monkey && monkey < lizard, "rabbit {rabbit}, monkey {monkey}, lizard {lizard}");
+    }
+
+    #[test]
+    fn the_default_output_is_pinned_so_any_change_bumps_output_version() {
+        // A caption-free config must write exactly what the generator wrote
+        // before captions existed (stored datasets keyed by OUTPUT_VERSION
+        // stay valid). If you change what the generator draws on purpose,
+        // bump OUTPUT_VERSION and update both values here.
+        let dir = tempfile::tempdir().unwrap();
+        let config = DatagenConfig { colour_reliance: 0.5, ..tiny_config(7) };
+        generate(&config, dir.path()).unwrap();
+        let mut hasher = blake3::Hasher::new();
+        for (path, bytes) in all_files(dir.path()) {
+            hasher.update(path.to_string_lossy().replace('\\', "/").as_bytes());
+            hasher.update(&[0]);
+            hasher.update(&(bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+        assert_eq!(
+            (OUTPUT_VERSION, hasher.finalize().to_hex().to_string()),
+            (1, "3fa9110618263d148540f73ce5bc21e109055df73c1913b087ba3835981c4a6d".to_string()),
+            "the generator's default output changed: bump OUTPUT_VERSION and pin the new hash"
+        );
+    }
+
+    fn captioned(seed: u64, probability: f64) -> DatagenConfig {
+        DatagenConfig { caption: Some(CaptionConfig::with_probability(probability)), ..tiny_config(seed) }
+    }
+
+    fn species_named(class: &str) -> Species {
+        Species::ALL.into_iter().find(|s| s.family().name == class).unwrap()
+    }
+
+    #[test]
+    fn captions_add_caption_concepts_and_records_that_match_the_pixels() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DatagenConfig { image_size: 64, images_per_class: 8, ..captioned(5, 0.5) };
+        let dataset = generate(&config, dir.path()).unwrap();
+
+        let names: Vec<String> = dataset.concepts.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(names, concept_names(&config));
+        assert_eq!(names[6..], ["caption_fire", "caption_water", "caption_grass"]);
+        assert_eq!(concept_names(&tiny_config(5)), colour_concepts());
+        for (name, path) in &dataset.concepts {
+            assert_eq!(path, &dir.path().join("concepts").join(name.as_str()));
+            assert_eq!(ImageSetDir::new(path, name.as_str()).list().unwrap().len(), 2);
+        }
+
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&dataset.manifest).unwrap()).unwrap();
+        assert_eq!(manifest["config"]["caption"]["probability"], 0.5);
+        assert_eq!(manifest["caption_concepts"], serde_json::json!(["caption_fire", "caption_water", "caption_grass"]));
+        let records: Vec<ClassImageRecord> = serde_json::from_value(manifest["class_images"].clone()).unwrap();
+        assert_eq!(records, dataset.class_images);
+
+        let mut agreeing = 0;
+        for record in &records {
+            let species = species_named(record.class.as_str());
+            let place = record.caption_box.unwrap();
+            let image = image::open(dir.path().join(&record.file)).unwrap().to_rgb8();
+            let shown = caption::read_glyph(&image, place);
+            assert_eq!(record.caption.as_deref(), Some(shown.family().caption_concept().as_str()), "{}", record.file);
+            assert_eq!(record.caption_agrees, Some(shown == species), "{}", record.file);
+            agreeing += usize::from(shown == species);
+        }
+        assert!((3..=21).contains(&agreeing), "{agreeing} of 24 captions agree at p = 0.5");
+
+        // Without captions the records carry no caption fields at all.
+        let plain = generate(&tiny_config(5), &dir.path().join("plain")).unwrap();
+        assert!(plain.class_images.iter().all(|r| r.caption.is_none() && r.caption_box.is_none()));
+        let text = std::fs::read_to_string(&plain.manifest).unwrap();
+        assert!(!text.contains("caption"), "a caption-free manifest must not mention captions: {text}");
+    }
+
+    #[test]
+    fn caption_agreement_rate_matches_the_probability() {
+        // The counts straight from the caption draws, over many images; then
+        // through `generate`, whose records must follow the same rate.
+        for p in [0.5, 1.0] {
+            let config = CaptionConfig::with_probability(p);
+            let n = 3000;
+            let mut agreeing = 0;
+            let mut wrong = [[0usize; 3]; 3];
+            for i in 0..n {
+                let species = Species::ALL[i % 3];
+                let (caption, agrees) = caption::choose(&config, species, 64, derive(3, &format!("rate/{i}")));
+                agreeing += usize::from(agrees);
+                if !agrees {
+                    wrong[species as usize][caption.glyph as usize] += 1;
+                }
+            }
+            let rate = agreeing as f64 / n as f64;
+            // Four binomial standard deviations: a correct generator fails
+            // this about once in 16 000 seeds.
+            let tolerance = 4.0 * (p * (1.0 - p) / n as f64).sqrt();
+            assert!((rate - p).abs() <= tolerance, "p = {p}: agreement rate {rate} over {n} captions");
+            if p < 1.0 {
+                // A disagreeing caption names either other class equally often.
+                for (class, row) in wrong.iter().enumerate() {
+                    let others: Vec<usize> = (0..3).filter(|&c| c != class).map(|c| row[c]).collect();
+                    assert_eq!(row[class], 0);
+                    let share = others[0] as f64 / (others[0] + others[1]) as f64;
+                    assert!((share - 0.5).abs() < 0.1, "class {class}: wrong captions split {others:?}");
+                }
+            }
+
+            let dir = tempfile::tempdir().unwrap();
+            let dataset =
+                generate(&DatagenConfig { images_per_class: 100, concept_images: 1, ..captioned(9, p) }, dir.path())
+                    .unwrap();
+            let agreeing = dataset.class_images.iter().filter(|r| r.caption_agrees == Some(true)).count();
+            let rate = agreeing as f64 / 300.0;
+            let tolerance = 4.0 * (p * (1.0 - p) / 300.0).sqrt();
+            assert!((rate - p).abs() <= tolerance, "p = {p}: {agreeing} of 300 generated captions agree");
+        }
     }
 
     #[test]

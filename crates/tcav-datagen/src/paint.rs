@@ -37,6 +37,24 @@ impl Painter {
         Painter { image: RgbImage::new(size * SUPERSAMPLING, size * SUPERSAMPLING), size }
     }
 
+    /// Side of the final image in pixels.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Fills the square of final-image pixels with top-left pixel (`x`, `y`)
+    /// and side `side`, exactly: every supersample of those pixels and no
+    /// other, so nothing outside the square changes. Clipped to the canvas.
+    pub fn fill_pixel_square(&mut self, x: u32, y: u32, side: u32, colour: Hsv) {
+        let rgb = colour.to_rgb();
+        let end = |start: u32| start.saturating_add(side).min(self.size) * SUPERSAMPLING;
+        for sy in y.min(self.size) * SUPERSAMPLING..end(y) {
+            for sx in x.min(self.size) * SUPERSAMPLING..end(x) {
+                self.image.put_pixel(sx, sy, rgb);
+            }
+        }
+    }
+
     /// Sets every pixel from its canvas coordinates.
     pub fn fill_with(&mut self, colour_at: impl Fn(f32, f32) -> Rgb<u8>) {
         let side = self.image.width() as f32;
@@ -342,6 +360,21 @@ mod tests {
         let area = image.pixels().map(|p| f32::from(p.0[0]) / 255.0).sum::<f32>();
         let expected = PI * 8.0 * 8.0;
         assert!((area - expected).abs() < 0.15 * expected, "{area} vs {expected}");
+    }
+
+    #[test]
+    fn pixel_squares_cover_their_pixels_exactly_and_clip_at_the_edge() {
+        let mut painter = Painter::new(10);
+        painter.fill_with(|_, _| Rgb([0, 0, 0]));
+        let white = Hsv::new(0.0, 0.0, 1.0);
+        painter.fill_pixel_square(2, 3, 4, white);
+        painter.fill_pixel_square(8, 8, 5, white);
+        painter.fill_pixel_square(u32::MAX, 0, u32::MAX, white);
+        let image = painter.finish();
+        for (x, y, pixel) in image.enumerate_pixels() {
+            let inside = ((2..6).contains(&x) && (3..7).contains(&y)) || (x >= 8 && y >= 8);
+            assert_eq!(pixel.0, if inside { [255; 3] } else { [0; 3] }, "pixel ({x}, {y})");
+        }
     }
 
     #[test]

@@ -15,6 +15,13 @@ const BACKGROUNDS: [Background; 5] =
 /// Draws one random image from `seed`: only primitive shapes, never a
 /// creature, so a random set carries no class or concept on purpose.
 pub(crate) fn render_random(size: u32, seed: u64) -> RgbImage {
+    render_random_with(size, seed, |_| {})
+}
+
+/// Draws a random image from `seed`, with `overlay` painted over its shapes
+/// before the lighting and noise. `overlay` gets no share of the image's
+/// random numbers, so the image around it is the same whatever it draws.
+pub(crate) fn render_random_with(size: u32, seed: u64, overlay: impl FnOnce(&mut Painter)) -> RgbImage {
     let mut rng = ImageRng::seed_from_u64(seed);
     let mut painter = Painter::new(size);
     BACKGROUNDS[rng.random_range(0..BACKGROUNDS.len())].paint(&mut painter, &mut rng, sample_any);
@@ -45,6 +52,7 @@ pub(crate) fn render_random(size: u32, seed: u64) -> RgbImage {
         };
         painter.polygon(&shape, sample_any(&mut rng));
     }
+    overlay(&mut painter);
     let mut image = painter.finish();
     if rng.random_bool(0.5) {
         Lighting::sample(&mut rng).apply(&mut image);

@@ -79,8 +79,78 @@ pub struct TcavConfig {
     pub alpha: f64,
     /// Correction for multiple tests over the whole experiment.
     pub correction: Correction,
-    /// Which two-sample t-test.
-    pub test: TTestKind,
+    /// Which test turns scores into verdicts.
+    pub test: TestMethod,
+    /// The per-run quantity the `concept-as-unit` test compares.
+    pub statistic: Statistic,
+    /// How the random-vs-random baseline is built.
+    pub baseline: Baseline,
+    /// Mean held-out CAV accuracy below which a concept is flagged as
+    /// unreliable and no significance is claimed for it.
+    pub accuracy_threshold: f64,
+}
+
+/// The significance test of a (class, layer, concept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestMethod {
+    /// The concept set is the unit: its mean `statistic` over runs is
+    /// compared with the same mean for each random set acting as a concept
+    /// (Student's t with a sample of one, `N − 1` df). Calibrated when the
+    /// concept is just another random set; needs the `all-pairs` or `ring`
+    /// baseline.
+    ConceptAsUnit,
+    /// Welch's two-sample t-test of the concept's per-run TCAV scores
+    /// against the baseline's, counting every run as independent, as Kim
+    /// et al. and tensorflow/tcav do (with Student's). Runs share the
+    /// concept set, so this is anti-conservative; see docs/STATISTICS.md.
+    Welch,
+    /// Student's version of `welch` (tensorflow/tcav's `ttest_ind`).
+    Student,
+}
+
+impl TestMethod {
+    /// The run-level t-test, if this is one.
+    pub fn run_level(self) -> Option<TTestKind> {
+        match self {
+            TestMethod::ConceptAsUnit => None,
+            TestMethod::Welch => Some(TTestKind::Welch),
+            TestMethod::Student => Some(TTestKind::Student),
+        }
+    }
+}
+
+/// The per-run quantity the `concept-as-unit` test averages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Statistic {
+    /// The mean directional derivative `S(x)` over the class's images: how
+    /// strongly moving toward the concept raises the class logit. It does
+    /// not saturate, so it separates concepts from random sets even where
+    /// sign-count scores of random sets pile up at 0 and 1.
+    MeanDerivative,
+    /// The sign-count TCAV score (fraction of images with `S(x) > 0`).
+    SignCount,
+    /// Captum's magnitude score.
+    Magnitude,
+}
+
+/// How the random-vs-random baseline is built from random sets
+/// `r_0 … r_{N-1}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Baseline {
+    /// One CAV per unordered pair of random sets; the reverse direction is
+    /// the same CAV negated, so each pair is fitted once. The baseline has
+    /// N(N−1) scores.
+    AllPairs,
+    /// CAVs `r_j` vs `r_{j+1 mod N}`: each random set is once positive and
+    /// once negative, N scores.
+    Ring,
+    /// tensorflow/tcav's design: the named random set is the positive side
+    /// of every baseline CAV (against each other random set) and is not
+    /// used as a negative for concepts.
+    SingleCounterpart(String),
 }
 
 impl Default for TcavConfig {
@@ -94,7 +164,10 @@ impl Default for TcavConfig {
             cav: CavConfig::default(),
             alpha: 0.05,
             correction: Correction::Bonferroni,
-            test: TTestKind::Welch,
+            test: TestMethod::ConceptAsUnit,
+            statistic: Statistic::MeanDerivative,
+            baseline: Baseline::AllPairs,
+            accuracy_threshold: tcav_cav::DEFAULT_ACCURACY_THRESHOLD,
         }
     }
 }
@@ -130,8 +203,20 @@ impl ExperimentConfig {
         if !(tcav.alpha > 0.0 && tcav.alpha < 1.0) {
             return Err(format!("`tcav.alpha` = {} must be between 0 and 1", tcav.alpha));
         }
+        if !(0.0..=1.0).contains(&tcav.accuracy_threshold) {
+            return Err(format!("`tcav.accuracy_threshold` = {} must be between 0 and 1", tcav.accuracy_threshold));
+        }
         if tcav.batch_size == 0 {
             return Err("`tcav.batch_size` must be at least 1".into());
+        }
+        if tcav.test == TestMethod::ConceptAsUnit && matches!(tcav.baseline, Baseline::SingleCounterpart(_)) {
+            return Err("`tcav.test = \"concept-as-unit\"` needs random sets acting as concepts: use `tcav.baseline = \"all-pairs\"` (or \"ring\"), or a run-level test (\"welch\", \"student\") with the single counterpart".into());
+        }
+        if let Baseline::SingleCounterpart(name) = &tcav.baseline
+            && let DataConfig::Folders { random_sets, .. } = &self.data
+            && !random_sets.contains_key(name)
+        {
+            return Err(format!("`tcav.baseline.single-counterpart` = {name:?} is not one of `data.random_sets`"));
         }
         if tcav.random_runs == 1 {
             return Err("`tcav.random_runs` = 1: the t-test needs at least 2 random runs (3 or more for a baseline)".into());

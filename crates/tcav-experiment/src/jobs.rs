@@ -115,7 +115,7 @@ pub fn prepare(raw: &RawData, config: &ExperimentConfig, store: &ArtifactStore) 
 }
 
 /// Trains the classifier, or reuses a stored one. Returns the model and the
-/// key that identifies its weights.
+/// key that identifies it: a hash of its spec and weights.
 pub fn train(
     prepared: &Prepared,
     classes: &[SetName],
@@ -146,5 +146,11 @@ pub fn train(
         test_accuracy = trained.report.test_accuracy,
         "classifier ready"
     );
-    Ok((trained, key))
+    // Later caches key on what the model *is* (its spec and weights), not on
+    // how it was made, so a model brought from elsewhere caches the same way.
+    let model_key = KeyBuilder::new("model")
+        .param("spec", &trained.spec)
+        .content("weights", &hash_file(&dir.join(tcav_train::WEIGHTS_FILE))?)
+        .finish();
+    Ok((trained, model_key))
 }

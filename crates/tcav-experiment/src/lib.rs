@@ -145,7 +145,10 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
         seed: config.seed,
         alpha: tcav_config.alpha,
         correction: serde_plain(&tcav_config.correction),
-        test: serde_plain(&tcav_config.test),
+        test: match tcav_config.test.run_level() {
+            Some(kind) => format!("{} (run-level, two-sample, sign-count scores)", serde_plain(&kind)),
+            None => format!("concept-as-unit Student t on the mean {} over runs", serde_plain(&tcav_config.statistic)),
+        },
         classifier: ClassifierSummary {
             architecture: trained.spec.architecture.clone(),
             test_accuracy: trained.report.test_accuracy,
@@ -156,6 +159,18 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
         concepts: sets.concepts.iter().map(|s| s.to_string()).collect(),
         random_sets: sets.random_sets.iter().map(|s| s.to_string()).collect(),
         results: outcome.results,
+        estimator: tcav_config.cav.estimator.name().to_string(),
+        design: match &tcav_config.baseline {
+            config::Baseline::AllPairs => "all-pairs baseline (each unordered pair of random sets fitted once; reverse = negated CAV)".into(),
+            config::Baseline::Ring => "ring baseline (random_j vs random_j+1)".into(),
+            config::Baseline::SingleCounterpart(name) => format!("single-counterpart baseline ({name} vs each other random set)"),
+        },
+        accuracy_threshold: tcav_config.accuracy_threshold,
+        rank_test: match tcav_config.test.run_level() {
+            Some(_) => "Mann-Whitney U, two-sided (concept runs vs baseline runs)".into(),
+            None => "exact rank of the concept among random sets as concepts, two-sided (never below 2/(N+1))".into(),
+        },
+        stability: outcome.stability,
     };
     report.validate()?;
 
@@ -167,6 +182,7 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
     tcav_report::write_csv(&report, &dir.join("report.csv"))?;
     let charts = tcav_report::write_charts(&report, &dir)?;
     write_json(&dir.join("cavs.json"), &outcome.cavs)?;
+    write_derivatives(&dir, &outcome.derivatives)?;
     write_json(&dir.join("classifier.json"), &trained.report)?;
     let resolved = toml::to_string_pretty(config).unwrap_or_else(|e| format!("# could not render config: {e}\n"));
     write_atomic(&dir.join("config.toml"), resolved.as_bytes())?;
@@ -175,7 +191,7 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
         run_id: &run_id,
         seed: config.seed,
         device: format!("{device:?}"),
-        artifacts: vec![("data", &raw.key), ("preprocess", &prepared.key), ("train", &model_key)],
+        artifacts: vec![("data", &raw.key), ("preprocess", &prepared.key), ("model", &model_key)],
         store: &paths.store,
         backward_passes: outcome.backward_passes,
         known_answer: &raw.known_answer,
@@ -183,6 +199,22 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
     write_json(&dir.join("run.json"), &record)?;
     tracing::info!(dir = %dir.display(), "run complete");
     Ok(RunOutcome { dir, report, table, charts, known_answer: raw.known_answer })
+}
+
+/// Writes `derivatives/<layer>/<class>/<concept>.safetensors`: the
+/// per-image directional derivatives (runs × class images) behind each
+/// result, readable with `safetensors.numpy.load_file`.
+fn write_derivatives(dir: &Path, derivatives: &[tcav::Derivatives]) -> Result<()> {
+    for d in derivatives {
+        let path = dir.join("derivatives").join(&d.layer).join(d.class.as_str()).join(format!("{}.safetensors", d.concept));
+        let metadata = std::collections::HashMap::from([
+            ("layer".to_string(), d.layer.clone()),
+            ("class".to_string(), d.class.to_string()),
+            ("concept".to_string(), d.concept.clone()),
+        ]);
+        tcav_core::matrix::write_safetensors(&path, &[("derivatives", &d.values)], metadata)?;
+    }
+    Ok(())
 }
 
 /// The serde name of a unit enum value (`Correction::Bonferroni` →

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use tcav_report::{ClassifierSummary, ConceptResult, ExperimentReport, Verdict};
+use tcav_report::{ClassifierSummary, ConceptResult, ExperimentReport, StabilityPoint, StabilityRow, Verdict};
 
 fn result(
     class: &str,
@@ -33,12 +33,40 @@ fn result(
         p_value: p_adj / 12.0,
         p_adjusted: p_adj,
         verdict,
+        ci95_low: Some(mean - 0.046),
+        ci95_high: Some(mean + 0.046),
+        cohens_d: Some((mean - baseline) / 0.092),
+        magnitude_mean: Some(mean.powf(0.8)),
+        magnitude_std: Some(0.06),
+        rank_p_value: Some((p_adj * 3.0).min(1.0)),
+        baseline_extreme_fraction: Some(if layer == "conv4" { 0.8 } else { 0.15 }),
+        reliable: verdict != Unreliable,
+        derivatives_file: Some(format!("derivatives/{class}/{layer}/{concept}.npy")),
     }
 }
 
+/// How the p-value of a row might settle as runs are added: large at 5
+/// runs, reaching `final_p` at 20.
+fn stability(class: &str, layer: &str, concept: &str, final_p: f64, final_verdict: Verdict) -> StabilityRow {
+    let points = [(5, 0.2_f64), (10, 0.5), (20, 1.0)]
+        .into_iter()
+        .map(|(runs, share)| {
+            let p_adjusted = final_p.powf(share).min(1.0);
+            let verdict = match final_verdict {
+                Unreliable => Unreliable,
+                v if p_adjusted <= 0.05 => v,
+                _ => NotSignificant,
+            };
+            StabilityPoint { runs, p_value: p_adjusted / 12.0, p_adjusted, verdict }
+        })
+        .collect();
+    StabilityRow { class: class.into(), layer: layer.into(), concept: concept.into(), points }
+}
+
+use Verdict::*;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: preview DIR")?);
-    use Verdict::*;
     let mut results = Vec::new();
     for (layer, baseline, shift) in [("conv2", 0.48, -0.1), ("conv3", 0.51, 0.0), ("conv4", 0.5, 0.06)] {
         results.push(result("zebra", layer, "striped", 0.82 + shift, baseline, 1e-6, Above));
@@ -46,8 +74,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         results.push(result("zebra", layer, "dotted", m, baseline, p, v));
         let (m, p, v) = if layer == "conv2" { (0.55, 1.0, NotSignificant) } else { (0.68 + shift, 0.01, Above) };
         results.push(result("zebra", layer, "zigzagged", m, baseline, p, v));
-        results.push(result("zebra", layer, "red", 0.5, baseline, 1.0, NotSignificant));
+        let red = result("zebra", layer, "red", 0.5, baseline, 1.0, Unreliable);
+        results.push(ConceptResult { cav_accuracy_mean: 0.53, ..red });
     }
+    let stability_rows = results
+        .iter()
+        .filter(|r| r.layer != "conv3")
+        .map(|r| stability(&r.class, &r.layer, &r.concept, r.p_adjusted, r.verdict))
+        .collect();
     let report = ExperimentReport {
         experiment: "stripes-demo".into(),
         run_id: "preview".into(),
@@ -63,14 +97,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         layers: vec!["conv2".into(), "conv3".into(), "conv4".into()],
         classes: vec!["zebra".into()],
         concepts: vec!["striped".into(), "dotted".into(), "zigzagged".into(), "red".into()],
-        random_sets: (0..8).map(|i| format!("random500_{i}")).collect(),
+        random_sets: (0..20).map(|i| format!("random500_{i}")).collect(),
         results,
+        estimator: "logistic".into(),
+        design: "all-pairs baseline".into(),
+        accuracy_threshold: 0.6,
+        rank_test: "mann-whitney".into(),
+        stability: stability_rows,
     };
     print!("{}", tcav_report::render_table(&report));
     tcav_report::write_json(&report, &dir.join("report.json"))?;
     tcav_report::write_csv(&report, &dir.join("results.csv"))?;
     for path in tcav_report::write_charts(&report, &dir)? {
         println!("chart: {}", path.display());
+    }
+    for path in tcav_report::write_stability_chart(&report, &dir)? {
+        println!("stability chart: {}", path.display());
     }
     Ok(())
 }

@@ -5,7 +5,10 @@
 //! random-vs-random baseline (mean ± std) of that layer, so every bar is read
 //! against the baseline it was tested against. Bars that are not significant
 //! are faded, hatched and marked `n.s.` (or `*` where bars are too narrow for
-//! it); bars significantly below the baseline are marked `↓`.
+//! it); bars significantly below the baseline are marked `↓`. Bars whose
+//! CAVs are near chance (not `reliable`, verdict `unreliable`) are only a
+//! grey outline marked `?`: no claim is made for them, so they carry no
+//! layer colour that could be read as a result.
 //!
 //! Text is drawn with a bundled font, so no system font or fontconfig is
 //! needed.
@@ -49,22 +52,27 @@ pub fn write_charts(report: &ExperimentReport, dir: &Path) -> Result<Vec<PathBuf
         if rows.is_empty() {
             tracing::warn!(class = %class, "no TCAV results for this class: its chart has no bars");
         }
-        // The temporary name keeps the .png extension: plotters picks the
-        // encoder from it.
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-tcav_")
-            .suffix(".png")
-            .tempfile_in(dir)
-            .map_err(|e| CoreError::io("creating a temporary file in", dir, e))?;
-        Painter { report, font, class, rows: &rows }
-            .draw(tmp.path())
-            .map_err(|message| ReportError::Chart { path: path.clone(), message })?;
-        tmp.as_file().sync_all().map_err(|e| CoreError::io("flushing", tmp.path(), e))?;
-        tmp.persist(&path).map_err(|e| CoreError::io("renaming into", &path, e.error))?;
+        write_png(dir, &path, |tmp| Painter { report, font, class, rows: &rows }.draw(tmp))?;
         tracing::info!(path = %path.display(), bars = rows.len(), "wrote TCAV chart");
         written.push(path);
     }
     Ok(written)
+}
+
+/// Draws a PNG with `draw` into a temporary file in `dir` and renames it to
+/// `path`, so that a chart on disk is always complete.
+pub(crate) fn write_png(dir: &Path, path: &Path, draw: impl FnOnce(&Path) -> Result<(), String>) -> Result<()> {
+    // The temporary name keeps the .png extension: plotters picks the
+    // encoder from it.
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-tcav_")
+        .suffix(".png")
+        .tempfile_in(dir)
+        .map_err(|e| CoreError::io("creating a temporary file in", dir, e))?;
+    draw(tmp.path()).map_err(|message| ReportError::Chart { path: path.to_path_buf(), message })?;
+    tmp.as_file().sync_all().map_err(|e| CoreError::io("flushing", tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| CoreError::io("renaming into", path, e.error))?;
+    Ok(())
 }
 
 /// One colour per layer, from matplotlib's "tab10", the palette TCAV users
@@ -82,15 +90,19 @@ const LAYER_COLOURS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-fn layer_colour(index: usize) -> RGBColor {
+pub(crate) fn layer_colour(index: usize) -> RGBColor {
     LAYER_COLOURS[index % LAYER_COLOURS.len()]
 }
 
-const INK: RGBColor = RGBColor(40, 40, 40);
+pub(crate) const INK: RGBColor = RGBColor(40, 40, 40);
 const TITLE_HEIGHT: u32 = 44;
 const FOOTNOTE_LINE: u32 = 17;
-const FOOTNOTE_LINES: usize = 3;
 const FOOTNOTE_SIZE: f32 = 12.0;
+/// The outline of a bar whose CAVs are near chance: a grey with a faint blue
+/// cast, so that no anti-aliased text pixel shares its exact colour.
+const UNRELIABLE_GREY: RGBColor = RGBColor(145, 145, 158);
+/// The mark over such a bar.
+const UNRELIABLE_MARK: &str = "?";
 /// How strong a not-significant bar's fill is.
 const FADED: f64 = 0.28;
 /// How dark the baseline band is.
@@ -100,10 +112,10 @@ const GROUP_SHARE: f64 = 0.78;
 /// Share of a bar's slot that the bar fills; the rest separates layers.
 const BAR_SHARE: f64 = 0.84;
 
-type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
+pub(crate) type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
 type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-fn fail<E: std::fmt::Display>(e: E) -> String {
+pub(crate) fn fail<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
@@ -130,7 +142,8 @@ impl Painter<'_> {
         let (title, title_size) = self.fit(&title, width - 20, 20, 13);
         self.label(&root, &title, title_size, ((width / 2) as i32, 12), Anchor(HPos::Center, VPos::Top))?;
 
-        let footnote_height = FOOTNOTE_LINE * FOOTNOTE_LINES as u32 + 8;
+        // The footnote's line count does not depend on the marker's spelling.
+        let footnote_height = FOOTNOTE_LINE * self.footnote("").len() as u32 + 8;
         let legend = Legend::new(self);
         let body = root.margin(TITLE_HEIGHT, footnote_height, 0, 0);
         let (plot, legend_area) = body.split_horizontally(width - legend.width);
@@ -243,7 +256,10 @@ impl Painter<'_> {
         let (x0, x1) = self.bar_span(row);
         let significant = row.verdict.is_significant();
 
-        if significant {
+        if is_unreliable(row) {
+            let outline = [chart.backend_coord(&(x0, row.mean)), chart.backend_coord(&(x1, 0.0))];
+            root.draw(&Rectangle::new(outline, UNRELIABLE_GREY.stroke_width(2))).map_err(fail)?;
+        } else if significant {
             chart.draw_series([Rectangle::new([(x0, 0.0), (x1, row.mean)], colour.filled())]).map_err(fail)?;
         } else {
             chart
@@ -282,8 +298,11 @@ impl Painter<'_> {
         // where nothing else is drawn; a below-baseline bar's mark sits on
         // its error bar, under the band.
         let (mark, size, above) = match row.verdict {
+            _ if is_unreliable(row) => (UNRELIABLE_MARK, 14.0, hi.max(row.baseline_mean + row.baseline_std)),
             Verdict::Above => return Ok(()),
-            Verdict::NotSignificant => (marker, 12.0, hi.max(row.baseline_mean + row.baseline_std)),
+            Verdict::NotSignificant | Verdict::Unreliable => {
+                (marker, 12.0, hi.max(row.baseline_mean + row.baseline_std))
+            }
             Verdict::Below => ("↓", 16.0, hi),
         };
         let (x, y) = chart.backend_coord(&(xc, above.min(1.0)));
@@ -293,14 +312,20 @@ impl Painter<'_> {
         self.label(root, mark, size, (x, y), Anchor(HPos::Center, VPos::Bottom))
     }
 
+    /// Whether any bar of this chart is drawn as near chance.
+    fn any_unreliable(&self) -> bool {
+        self.rows.iter().any(|r| is_unreliable(r))
+    }
+
     /// The lines under the chart: what bars, error bars and baseline show,
     /// and what the marks mean, with the test and correction behind them.
-    fn footnote(&self, marker: &str) -> [String; FOOTNOTE_LINES] {
+    /// The line on near-chance CAVs appears only when such a bar is drawn.
+    fn footnote(&self, marker: &str) -> Vec<String> {
         let report = self.report;
         let runs_min = self.rows.iter().map(|r| r.scores.len()).min().unwrap_or(0);
         let runs_max = self.rows.iter().map(|r| r.scores.len()).max().unwrap_or(0);
         let runs = if runs_min == runs_max { runs_min.to_string() } else { format!("{runs_min}–{runs_max}") };
-        [
+        let mut lines = vec![
             format!(
                 "Bars: mean TCAV score over {runs} random runs, error bars ± 1 std. Dashed line and grey band: random-vs-random baseline (mean ± std) of that layer."
             ),
@@ -312,8 +337,21 @@ impl Painter<'_> {
                 "↓: significantly below baseline (the concept pushes the classifier away from {}). Unmarked solid bars: significantly above baseline.",
                 self.class
             ),
-        ]
+        ];
+        if self.any_unreliable() {
+            lines.push(format!(
+                "Grey outlines marked {UNRELIABLE_MARK}: CAVs near chance (mean held-out accuracy < {}); no significance is claimed for them.",
+                report.accuracy_threshold
+            ));
+        }
+        lines
     }
+}
+
+/// Rows drawn as near chance: the verdict says so, or the CAVs failed the
+/// accuracy gate (a near-chance row may also be reported not significant).
+fn is_unreliable(row: &ConceptResult) -> bool {
+    !row.reliable || row.verdict == Verdict::Unreliable
 }
 
 /// Diagonal hatching inside a pixel rectangle: lines `x + y = c` every 6
@@ -396,6 +434,22 @@ impl Legend {
         painter.label(area, "↓", 16.0, (x + SWATCH / 2 + 2, y), Anchor(HPos::Center, VPos::Center))?;
         painter.label(area, "below baseline", LEGEND_SIZE, (x + LEGEND_TEXT_X, y - 8), left)?;
         painter.label(area, "(pushes away)", LEGEND_SIZE, (x + LEGEND_TEXT_X, y + 8), left)?;
+
+        if painter.any_unreliable() {
+            y += 44;
+            let (top, bottom) = (y - SWATCH / 2, y + SWATCH / 2 + 2);
+            area.draw(&Rectangle::new([(x, top), (x + SWATCH + 4, bottom)], UNRELIABLE_GREY.stroke_width(2)))
+                .map_err(fail)?;
+            painter.label(
+                area,
+                UNRELIABLE_MARK,
+                12.0,
+                (x + SWATCH / 2 + 2, top - 1),
+                Anchor(HPos::Center, VPos::Bottom),
+            )?;
+            painter.label(area, "CAVs near chance", LEGEND_SIZE, (x + LEGEND_TEXT_X, y - 8), left)?;
+            painter.label(area, "(no claim)", LEGEND_SIZE, (x + LEGEND_TEXT_X, y + 8), left)?;
+        }
         Ok(())
     }
 }
@@ -465,10 +519,19 @@ mod tests {
             p_value: p / 2.0,
             p_adjusted: p,
             verdict,
+            ci95_low: Some(mean - 0.05),
+            ci95_high: Some(mean + 0.05),
+            cohens_d: Some((mean - 0.5) / 0.04),
             ..template.clone()
         };
         let low_p = if low_verdict.is_significant() { 1e-4 } else { 0.4 };
-        report.results = vec![bar("high", 0.9, Verdict::Above, 1e-5), bar("low", 0.1, low_verdict, low_p)];
+        let mut low = bar("low", 0.1, low_verdict, low_p);
+        if low_verdict == Verdict::Unreliable {
+            low.reliable = false;
+            low.cav_accuracy_mean = 0.55;
+        }
+        report.results = vec![bar("high", 0.9, Verdict::Above, 1e-5), low];
+        report.stability.clear();
         report.validate().unwrap();
         report
     }
@@ -520,6 +583,42 @@ mod tests {
         );
     }
 
+    fn is_unreliable_grey(p: &image::Rgb<u8>) -> bool {
+        let RGBColor(r, g, b) = UNRELIABLE_GREY;
+        p.0 == [r, g, b]
+    }
+
+    /// Pixels of the near-chance outline left of the legend and inside it.
+    fn grey_pixels(image: &image::RgbImage) -> (usize, usize) {
+        let legend_left = CHART_SIZE.0 - 240;
+        let (mut plot, mut legend) = (0, 0);
+        for (x, _, p) in image.enumerate_pixels() {
+            if is_unreliable_grey(p) {
+                if x < legend_left { plot += 1 } else { legend += 1 }
+            }
+        }
+        (plot, legend)
+    }
+
+    #[test]
+    fn unreliable_bars_are_grey_outlines_with_a_legend_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = &write_charts(&two_bars(Verdict::Unreliable), &dir.path().join("a")).unwrap()[0];
+        let image = decode(path);
+        let solid = column_runs(&image, is_solid_first_layer);
+        assert_eq!(solid.len(), 1, "only the reliable bar is filled: {solid:?}");
+        let faded = column_runs(&image, is_faded_first_layer);
+        assert!(faded.iter().all(|run| run.start < solid[0].end), "no faded fill right of it: {faded:?}");
+        let (plot, legend) = grey_pixels(&image);
+        // The outline of a bar about 0.1 high: two sides and two ends.
+        assert!(plot > 60, "the near-chance bar should be outlined in grey ({plot} pixels)");
+        assert!(legend > 20, "the legend should show the near-chance outline ({legend} pixels)");
+
+        // A chart without near-chance bars has neither.
+        let path = &write_charts(&two_bars(Verdict::Below), &dir.path().join("b")).unwrap()[0];
+        assert_eq!(grey_pixels(&decode(path)), (0, 0));
+    }
+
     #[test]
     fn charts_are_reproducible_and_change_with_the_data() {
         let dir = tempfile::tempdir().unwrap();
@@ -530,6 +629,8 @@ mod tests {
 
         let mut changed = report.clone();
         changed.results[0].mean = 0.7;
+        changed.results[0].ci95_low = Some(0.65);
+        changed.results[0].ci95_high = Some(0.75);
         let other = decode(&write_charts(&changed, &dir.path().join("c")).unwrap()[0]);
         assert!(first != other, "a different mean must change the chart");
     }
@@ -553,6 +654,14 @@ mod tests {
         report.concepts[0] = long.clone();
         report.layers[0] = "features.denseblock4.denselayer16.conv2".into();
         for r in &mut report.results {
+            if r.concept == "striped" {
+                r.concept = long.clone();
+            }
+            if r.layer == "conv2" {
+                r.layer = report.layers[0].clone();
+            }
+        }
+        for r in &mut report.stability {
             if r.concept == "striped" {
                 r.concept = long.clone();
             }

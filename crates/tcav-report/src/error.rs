@@ -29,6 +29,20 @@ pub enum ReportError {
         /// What is wrong and how to fix it.
         problem: String,
     },
+    /// One stability row is invalid.
+    #[error("report stability row #{index} (class `{class}`, layer `{layer}`, concept `{concept}`): {problem}")]
+    InvalidStability {
+        /// The row's position in `stability`, counted from 0.
+        index: usize,
+        /// The row's class.
+        class: String,
+        /// The row's layer (bottleneck).
+        layer: String,
+        /// The row's concept.
+        concept: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
     /// The bundled chart font could not be loaded.
     #[error(
         "the chart font bundled in tcav-report (assets/DejaVuSans.ttf) cannot be parsed: restore the file from version control and rebuild"

@@ -26,8 +26,9 @@ pub fn read_json(path: &Path) -> Result<ExperimentReport> {
     Ok(report)
 }
 
-/// The CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 16] = [
+/// The CSV columns, in order. Columns added after the first release come
+/// last, so that readers indexing the older columns by position still work.
+pub const CSV_COLUMNS: [&str; 25] = [
     "experiment",
     "run_id",
     "class",
@@ -44,13 +45,24 @@ pub const CSV_COLUMNS: [&str; 16] = [
     "verdict",
     "scores",
     "baseline_scores",
+    "ci95_low",
+    "ci95_high",
+    "cohens_d",
+    "magnitude_mean",
+    "magnitude_std",
+    "rank_p_value",
+    "baseline_extreme_fraction",
+    "reliable",
+    "derivatives_file",
 ];
 
 /// Writes one CSV row per result (in the order of `results`) under a header
 /// of [`CSV_COLUMNS`], atomically, after checking the report with
 /// [`ExperimentReport::validate`]. Numbers are written in their shortest form
-/// that parses back to the same `f64`; `scores` and `baseline_scores` hold
-/// the per-run scores joined with `;`. The experiment and run id repeat on
+/// that parses back to the same `f64` (`inf` / `-inf` for an infinite t or
+/// Cohen's d); `scores` and `baseline_scores` hold the per-run scores joined
+/// with `;`; optional numbers the report does not hold are empty cells;
+/// `reliable` is `true` or `false`. The experiment and run id repeat on
 /// every row so that the CSVs of several runs can be concatenated.
 pub fn write_csv(report: &ExperimentReport, path: &Path) -> Result<()> {
     report.validate()?;
@@ -63,6 +75,7 @@ fn render_csv(report: &ExperimentReport) -> String {
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
     let joined = |values: &[f64]| values.iter().map(|&v| number(v)).collect::<Vec<_>>().join(";");
+    let optional = |value: Option<f64>| value.map(number).unwrap_or_default();
     for r in &report.results {
         let fields = [
             report.experiment.clone(),
@@ -81,6 +94,15 @@ fn render_csv(report: &ExperimentReport) -> String {
             r.verdict.as_str().to_string(),
             joined(&r.scores),
             joined(&r.baseline_scores),
+            optional(r.ci95_low),
+            optional(r.ci95_high),
+            optional(r.cohens_d),
+            optional(r.magnitude_mean),
+            optional(r.magnitude_std),
+            optional(r.rank_p_value),
+            optional(r.baseline_extreme_fraction),
+            r.reliable.to_string(),
+            r.derivatives_file.clone().unwrap_or_default(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
@@ -135,7 +157,37 @@ mod tests {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"verdict\": \"not-significant\""), "{text}");
+        assert!(text.contains("\"verdict\": \"unreliable\"") && text.contains("\"stability\": ["), "{text}");
         assert!(text.contains("\"verdict\": \"above\"") && text.contains("\"verdict\": \"below\""));
+    }
+
+    #[test]
+    fn infinite_statistics_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let mut report = sample();
+        report.results[3].t = f64::NEG_INFINITY;
+        report.results[3].cohens_d = Some(f64::NEG_INFINITY);
+        report.results[0].t = f64::INFINITY;
+        report.results[0].cohens_d = Some(f64::INFINITY);
+        report.results[1].cohens_d = None;
+        write_json(&report, &path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"t\": \"-inf\"") && text.contains("\"cohens_d\": \"inf\""), "{text}");
+        assert!(text.contains("\"cohens_d\": null"), "{text}");
+        assert_eq!(read_json(&path).unwrap(), report);
+    }
+
+    #[test]
+    fn old_report_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        std::fs::write(&path, crate::model::tests::old_report_json()).unwrap();
+        let old = read_json(&path).unwrap();
+        assert!(old.results.iter().all(|r| r.reliable && r.cohens_d.is_none()));
+        // Rewriting it keeps the numbers and adds the new fields' defaults.
+        write_json(&old, &path).unwrap();
+        assert_eq!(read_json(&path).unwrap(), old);
     }
 
     #[test]
@@ -180,7 +232,40 @@ mod tests {
             assert_eq!(scores, r.scores);
             let baseline: Vec<f64> = cells[15].split(';').map(|s| s.parse().unwrap()).collect();
             assert_eq!(baseline, r.baseline_scores);
+            let cell = |name: &str| cells[CSV_COLUMNS.iter().position(|c| *c == name).unwrap()];
+            let parsed = |name: &str| Some(cell(name).parse::<f64>().unwrap());
+            assert_eq!(parsed("ci95_low"), r.ci95_low);
+            assert_eq!(parsed("ci95_high"), r.ci95_high);
+            assert_eq!(parsed("cohens_d"), r.cohens_d);
+            assert_eq!(parsed("magnitude_mean"), r.magnitude_mean);
+            assert_eq!(parsed("magnitude_std"), r.magnitude_std);
+            assert_eq!(parsed("rank_p_value"), r.rank_p_value);
+            assert_eq!(parsed("baseline_extreme_fraction"), r.baseline_extreme_fraction);
+            assert_eq!(cell("reliable"), r.reliable.to_string());
+            assert_eq!(Some(cell("derivatives_file")), r.derivatives_file.as_deref());
         }
+        let unreliable = lines.iter().find(|l| l.contains(",unreliable,")).unwrap();
+        assert!(unreliable.contains(",false,derivatives/tiger/conv2/zigzagged.npy"), "{unreliable}");
+    }
+
+    #[test]
+    fn csv_leaves_missing_numbers_empty_and_spells_infinity() {
+        let mut report = sample();
+        report.results[0].cohens_d = None;
+        report.results[0].ci95_low = None;
+        report.results[0].ci95_high = None;
+        report.results[0].derivatives_file = None;
+        report.results[3].cohens_d = Some(f64::NEG_INFINITY);
+        report.results[3].t = f64::NEG_INFINITY;
+        report.validate().unwrap();
+        let text = render_csv(&report);
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+        let column = |name: &str| CSV_COLUMNS.iter().position(|c| *c == name).unwrap();
+        for name in ["ci95_low", "ci95_high", "cohens_d", "derivatives_file"] {
+            assert_eq!(lines[1][column(name)], "", "{name}");
+        }
+        assert_eq!(lines[4][column("cohens_d")], "-inf");
+        assert_eq!(lines[4][column("t")], "-inf");
     }
 
     #[test]

@@ -7,8 +7,18 @@
 //! statistic, raw and corrected p-values, and the verdict. Produces what a
 //! researcher reads and keeps: an aligned plain-text table
 //! ([`render_table`]), machine-readable results ([`write_json`],
-//! [`write_csv`], read back with [`read_json`]) and one bar chart per class
-//! ([`write_charts`]).
+//! [`write_csv`], read back with [`read_json`]), one bar chart per class
+//! ([`write_charts`]) and, where the report holds them, one chart per class
+//! of how the adjusted p-values move as random runs are added
+//! ([`write_stability_chart`]).
+//!
+//! Besides the t-test's verdicts a report carries what a reader needs to
+//! judge them: 95 % intervals, Cohen's d, a rank or permutation test's
+//! p-value, the share of baseline scores piled up at 0 and 1, the CAV
+//! accuracy gate (rows whose CAVs are near chance get the verdict
+//! [`Verdict::Unreliable`] and no claim), and the stability of each verdict
+//! as runs grow. Fields added over time are optional in the JSON, so older
+//! `report.json` files still read.
 //!
 //! Invariant: this crate never computes a statistic; it presents exactly
 //! what it is given. It checks the report ([`ExperimentReport::validate`])
@@ -22,12 +32,15 @@
 mod chart;
 mod error;
 mod files;
+mod float_serde;
 mod model;
+mod stability_chart;
 mod table;
 mod text;
 
 pub use chart::{CHART_SIZE, chart_file_name, write_charts};
 pub use error::{ReportError, Result};
 pub use files::{CSV_COLUMNS, read_json, write_csv, write_json};
-pub use model::{ClassifierSummary, ConceptResult, ExperimentReport, Verdict};
-pub use table::{NOT_SIGNIFICANT_MARK, render_table};
+pub use model::{ClassifierSummary, ConceptResult, ExperimentReport, StabilityPoint, StabilityRow, Verdict};
+pub use stability_chart::{stability_chart_file_name, write_stability_chart};
+pub use table::{NOT_SIGNIFICANT_MARK, UNRELIABLE_MARK, render_table};

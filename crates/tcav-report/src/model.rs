@@ -41,6 +41,62 @@ pub struct ExperimentReport {
     pub random_sets: Vec<String>,
     /// One row per (class, layer, concept).
     pub results: Vec<ConceptResult>,
+    /// The CAV estimator (for example `"logistic"`, `"sgd-hinge"`,
+    /// `"mean-difference"`, `"pattern"`). Empty in reports written before
+    /// it was recorded.
+    #[serde(default)]
+    pub estimator: String,
+    /// How concepts and the random baseline were paired (for example
+    /// `"all-pairs baseline"` or `"single random counterpart"`). Empty in
+    /// reports written before it was recorded.
+    #[serde(default)]
+    pub design: String,
+    /// The mean held-out CAV accuracy, in `[0, 1]`, at or above which a row's
+    /// CAVs count as [`reliable`](ConceptResult::reliable); below it the CAVs
+    /// are near chance and no significance is claimed. 0 in reports written
+    /// before the accuracy gate existed (every row then counts as reliable).
+    #[serde(default)]
+    pub accuracy_threshold: f64,
+    /// The test behind [`rank_p_value`](ConceptResult::rank_p_value), run
+    /// beside the t-test (for example `"mann-whitney"` or
+    /// `"permutation (10000)"`). Empty when no such test was run.
+    #[serde(default)]
+    pub rank_test: String,
+    /// How each verdict and p-value moves as the number of random runs
+    /// grows: at most one row per (class, layer, concept) of `results`.
+    /// Empty when not computed.
+    #[serde(default)]
+    pub stability: Vec<StabilityRow>,
+}
+
+/// How the verdict of one (class, layer, concept) changes with the number of
+/// random runs it rests on: a user sees from it whether they ran enough.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StabilityRow {
+    /// The class, as in [`ConceptResult::class`].
+    pub class: String,
+    /// The layer (bottleneck), as in [`ConceptResult::layer`].
+    pub layer: String,
+    /// The concept, as in [`ConceptResult::concept`].
+    pub concept: String,
+    /// One point per number of random runs, by strictly increasing `runs`
+    /// (for example 5, 10, 20, …, N).
+    pub points: Vec<StabilityPoint>,
+}
+
+/// The test of one (class, layer, concept) using only its first `runs`
+/// random runs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StabilityPoint {
+    /// How many random runs the test used.
+    pub runs: usize,
+    /// The p-value before correction.
+    pub p_value: f64,
+    /// The p-value after the multiple-comparison correction over all
+    /// hypotheses tested with this many runs.
+    pub p_adjusted: f64,
+    /// The conclusion drawn at the report's `alpha` from `p_adjusted`.
+    pub verdict: Verdict,
 }
 
 /// What the report says about the classifier itself.
@@ -80,7 +136,10 @@ pub struct ConceptResult {
     /// Mean held-out accuracy of the CAVs (concept vs random set); near 0.5
     /// means the layer does not separate the concept from random images.
     pub cav_accuracy_mean: f64,
-    /// The test statistic.
+    /// The test statistic. It is ±inf when both samples are constant with
+    /// different means (written as the strings `"inf"` / `"-inf"` in JSON,
+    /// which has no infinity).
+    #[serde(with = "crate::float_serde::plain")]
     pub t: f64,
     /// The p-value before correction.
     pub p_value: f64,
@@ -88,6 +147,56 @@ pub struct ConceptResult {
     pub p_adjusted: f64,
     /// The conclusion drawn at `alpha` from `p_adjusted`.
     pub verdict: Verdict,
+    /// Lower end of the 95 % confidence interval of `mean` (Student t
+    /// interval over the runs). `None` where not computed, as in reports
+    /// written before it existed; the same holds for every optional field
+    /// below.
+    #[serde(default)]
+    pub ci95_low: Option<f64>,
+    /// Upper end of the 95 % confidence interval of `mean`.
+    #[serde(default)]
+    pub ci95_high: Option<f64>,
+    /// Cohen's d of the concept's scores against the baseline's: positive
+    /// when the concept scores above it. ±inf when both samples are
+    /// constant with different means (written as `"inf"` / `"-inf"`).
+    #[serde(default, with = "crate::float_serde::optional")]
+    pub cohens_d: Option<f64>,
+    /// Mean over the random runs of Captum's TCAV magnitude score: the sum
+    /// of the positive directional derivatives over the sum of their
+    /// absolute values, in `[0, 1]`. Unlike the sign-count `scores`, it
+    /// weighs each image by how strongly the concept moves its logit.
+    #[serde(default)]
+    pub magnitude_mean: Option<f64>,
+    /// Standard deviation of the magnitude score over the random runs.
+    #[serde(default)]
+    pub magnitude_std: Option<f64>,
+    /// The p-value of the rank or permutation test run beside the t-test
+    /// (named by [`ExperimentReport::rank_test`]), before correction. It
+    /// makes no normality assumption, so it stays informative when the
+    /// baseline piles up at 0 and 1.
+    #[serde(default)]
+    pub rank_p_value: Option<f64>,
+    /// Fraction of `baseline_scores` at ≤ 0.05 or ≥ 0.95. A large fraction
+    /// (often seen at deep layers) inflates the baseline's variance and caps
+    /// the t-test's p-values.
+    #[serde(default)]
+    pub baseline_extreme_fraction: Option<f64>,
+    /// Whether the CAVs separate the concept from random images:
+    /// `cav_accuracy_mean >= accuracy_threshold` of the report. A row that is
+    /// not reliable never carries a significant verdict. True when absent,
+    /// as in reports written before the accuracy gate existed.
+    #[serde(default = "reliable_when_absent")]
+    pub reliable: bool,
+    /// Where the per-image directional derivatives of this row are stored,
+    /// relative to the report's folder (written by the orchestrator).
+    #[serde(default)]
+    pub derivatives_file: Option<String>,
+}
+
+/// Reports written before the accuracy gate made no reliability claim; their
+/// verdicts were drawn as if every row were reliable.
+fn reliable_when_absent() -> bool {
+    true
 }
 
 /// The conclusion about one concept, class and layer.
@@ -103,6 +212,10 @@ pub enum Verdict {
     /// Scores are not significantly different from the random baseline: the
     /// TCAV score is no evidence in either direction.
     NotSignificant,
+    /// The CAVs are near chance (their mean held-out accuracy is below the
+    /// report's threshold): they may not point toward the concept at all, so
+    /// no significance is claimed whatever the p-value.
+    Unreliable,
 }
 
 impl Verdict {
@@ -112,6 +225,7 @@ impl Verdict {
             Verdict::Above => "above baseline (pushes toward class)",
             Verdict::Below => "below baseline (pushes away)",
             Verdict::NotSignificant => "not significant",
+            Verdict::Unreliable => "CAVs near chance: no claim",
         }
     }
 
@@ -121,12 +235,14 @@ impl Verdict {
             Verdict::Above => "above",
             Verdict::Below => "below",
             Verdict::NotSignificant => "not-significant",
+            Verdict::Unreliable => "unreliable",
         }
     }
 
-    /// Whether the difference from the baseline is significant.
+    /// Whether the difference from the baseline is significant (never for
+    /// [`Verdict::Unreliable`]).
     pub fn is_significant(self) -> bool {
-        self != Verdict::NotSignificant
+        matches!(self, Verdict::Above | Verdict::Below)
     }
 }
 
@@ -135,11 +251,25 @@ impl Verdict {
 /// round a hair below `p` when `m == k`.
 const P_ROUNDING: f64 = 1e-12;
 
+/// Absolute slack for comparisons between numbers that were computed apart
+/// (a mean and its interval, a CAV accuracy and its threshold): either
+/// answer is accepted this close to the boundary.
+const NUMBER_ROUNDING: f64 = 1e-12;
+
 impl ExperimentReport {
     /// Checks that the report is complete and consistent: every result names
     /// a listed class, layer and concept, appears once, holds finite numbers
     /// in their ranges, and has a verdict that agrees with its corrected
     /// p-value, `alpha` and the sign of `mean - baseline_mean`.
+    ///
+    /// The accuracy gate is checked too: `reliable` must agree with
+    /// `cav_accuracy_mean` and `accuracy_threshold`, a
+    /// [`Verdict::Unreliable`] row must not be reliable, and a significant
+    /// verdict must be. Optional numbers, where present, must lie in their
+    /// ranges (the interval around `mean`, Cohen's d on the side of `mean -
+    /// baseline_mean`), and every stability row must name a result and
+    /// hold points by strictly increasing run count with verdicts that agree
+    /// with their p-values.
     ///
     /// Every writer in this crate calls it first, so nothing invalid is ever
     /// written.
@@ -161,6 +291,22 @@ impl ExperimentReport {
                 ));
             }
         }
+        let mut seen = HashSet::new();
+        for (index, row) in self.stability.iter().enumerate() {
+            let fail = |problem: String| ReportError::InvalidStability {
+                index,
+                class: row.class.clone(),
+                layer: row.layer.clone(),
+                concept: row.concept.clone(),
+                problem,
+            };
+            self.validate_stability(row).map_err(fail)?;
+            if !seen.insert((&row.class, &row.layer, &row.concept)) {
+                return Err(fail(
+                    "a second stability row for the same class, layer and concept: keep one row per triple".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -173,6 +319,15 @@ impl ExperimentReport {
                     "{} is not a significance level: use a number strictly between 0 and 1, such as 0.05",
                     self.alpha
                 ),
+            ));
+        }
+        check_fraction(self.accuracy_threshold).map_err(|p| {
+            field("accuracy_threshold", format!("{p}; give the CAV accuracy gate as a fraction, such as 0.6"))
+        })?;
+        if self.rank_test.trim().is_empty() && self.results.iter().any(|r| r.rank_p_value.is_some()) {
+            return Err(field(
+                "rank_test",
+                "results carry `rank_p_value` but the test behind it is not named: set `rank_test` (for example \"mann-whitney\")".into(),
             ));
         }
         check_fraction(self.classifier.test_accuracy).map_err(|p| {
@@ -245,7 +400,8 @@ impl ExperimentReport {
                 return Err(format!("`{name}` is {value}: a standard deviation cannot be negative"));
             }
         }
-        check_finite(row.t).map_err(|p| format!("`t`: {p}"))?;
+        check_not_nan(row.t).map_err(|p| format!("`t`: {p}"))?;
+        self.check_optional_numbers(row)?;
         if row.p_adjusted < row.p_value * (1.0 - P_ROUNDING) {
             return Err(format!(
                 "`p_adjusted` ({}) is below `p_value` ({}): a multiple-comparison correction never lowers a p-value; check that the two were not swapped",
@@ -255,20 +411,90 @@ impl ExperimentReport {
         self.check_verdict(row)
     }
 
+    fn check_optional_numbers(&self, row: &ConceptResult) -> std::result::Result<(), String> {
+        for (name, value) in [
+            ("magnitude_mean", row.magnitude_mean),
+            ("rank_p_value", row.rank_p_value),
+            ("baseline_extreme_fraction", row.baseline_extreme_fraction),
+        ] {
+            if let Some(value) = value {
+                check_fraction(value).map_err(|p| format!("`{name}`: {p}"))?;
+            }
+        }
+        if let Some(std) = row.magnitude_std {
+            check_finite(std).map_err(|p| format!("`magnitude_std`: {p}"))?;
+            if std < 0.0 {
+                return Err(format!("`magnitude_std` is {std}: a standard deviation cannot be negative"));
+            }
+        }
+        match (row.ci95_low, row.ci95_high) {
+            (None, None) => {}
+            (Some(low), Some(high)) => {
+                check_finite(low).map_err(|p| format!("`ci95_low`: {p}"))?;
+                check_finite(high).map_err(|p| format!("`ci95_high`: {p}"))?;
+                if !(low <= row.mean + NUMBER_ROUNDING && row.mean <= high + NUMBER_ROUNDING) {
+                    return Err(format!(
+                        "the 95% interval [{low}, {high}] does not contain `mean` {}: it must be the interval of this row's mean",
+                        row.mean
+                    ));
+                }
+            }
+            _ => {
+                return Err(
+                    "only one end of the 95% interval is given: set both `ci95_low` and `ci95_high`, or neither".into(),
+                );
+            }
+        }
+        if let Some(d) = row.cohens_d {
+            check_not_nan(d).map_err(|p| format!("`cohens_d`: {p}"))?;
+            let difference = row.mean - row.baseline_mean;
+            if d * difference < 0.0 && difference.abs() > NUMBER_ROUNDING {
+                return Err(format!(
+                    "`cohens_d` is {d} but `mean - baseline_mean` is {difference}: d must have the sign of the difference (concept minus baseline); check the order of the samples"
+                ));
+            }
+        }
+        if let Some(file) = &row.derivatives_file {
+            check_relative_path(file).map_err(|p| format!("`derivatives_file` `{file}`: {p}"))?;
+        }
+        let gate = row.cav_accuracy_mean >= self.accuracy_threshold;
+        if row.reliable != gate && (row.cav_accuracy_mean - self.accuracy_threshold).abs() > NUMBER_ROUNDING {
+            return Err(format!(
+                "`reliable` is {} but `cav_accuracy_mean` {} is {} the report's `accuracy_threshold` {}: set `reliable` to `cav_accuracy_mean >= accuracy_threshold`",
+                row.reliable,
+                row.cav_accuracy_mean,
+                if gate { "at or above" } else { "below" },
+                self.accuracy_threshold
+            ));
+        }
+        Ok(())
+    }
+
     /// A verdict that contradicts the numbers printed beside it would mislead
     /// whoever reads the report, so it is an error, not a warning. At
     /// `p_adjusted == alpha` either verdict is accepted, because conventions
     /// (`p < α` or `p ≤ α`) differ.
     fn check_verdict(&self, row: &ConceptResult) -> std::result::Result<(), String> {
-        let (alpha, p) = (self.alpha, row.p_adjusted);
+        match (row.verdict, row.reliable) {
+            (Verdict::Unreliable, true) => {
+                return Err(format!(
+                    "verdict is unreliable but `reliable` is true (CAV accuracy {} ≥ threshold {}): recompute the verdict from the p-value",
+                    row.cav_accuracy_mean, self.accuracy_threshold
+                ));
+            }
+            (Verdict::Unreliable, false) => return Ok(()),
+            (verdict, false) if verdict.is_significant() => {
+                return Err(format!(
+                    "verdict is {} but the CAVs are near chance (`reliable` is false, CAV accuracy {} < threshold {}): no significance may be claimed; use the verdict `unreliable`",
+                    verdict.as_str(),
+                    row.cav_accuracy_mean,
+                    self.accuracy_threshold
+                ));
+            }
+            _ => {}
+        }
+        check_p_verdict(row.verdict, row.p_adjusted, self.alpha)?;
         match row.verdict {
-            Verdict::NotSignificant if p < alpha => Err(format!(
-                "verdict is not-significant but p_adjusted = {p} is below alpha = {alpha}: recompute the verdict"
-            )),
-            Verdict::Above | Verdict::Below if p > alpha => Err(format!(
-                "verdict is {} but p_adjusted = {p} is above alpha = {alpha}: recompute the verdict",
-                row.verdict.as_str()
-            )),
             Verdict::Above if row.mean <= row.baseline_mean => Err(format!(
                 "verdict is above but mean {} is not above baseline_mean {}: recompute the verdict",
                 row.mean, row.baseline_mean
@@ -279,6 +505,49 @@ impl ExperimentReport {
             )),
             _ => Ok(()),
         }
+    }
+
+    fn validate_stability(&self, row: &StabilityRow) -> std::result::Result<(), String> {
+        if !self.results.iter().any(|r| r.class == row.class && r.layer == row.layer && r.concept == row.concept) {
+            return Err(
+                "no result row has this class, layer and concept: add the result or drop the stability row".into()
+            );
+        }
+        if row.points.is_empty() {
+            return Err("`points` is empty: give at least one number of runs, or drop the row".into());
+        }
+        let mut previous = 0;
+        for (i, point) in row.points.iter().enumerate() {
+            let at = |problem: String| format!("`points[{i}]` ({} runs): {problem}", point.runs);
+            if point.runs <= previous {
+                return Err(at(format!(
+                    "runs must be at least 1 and strictly increasing (the previous point had {previous})"
+                )));
+            }
+            previous = point.runs;
+            for (name, value) in [("p_value", point.p_value), ("p_adjusted", point.p_adjusted)] {
+                check_fraction(value).map_err(|p| at(format!("`{name}`: {p}")))?;
+            }
+            if point.p_adjusted < point.p_value * (1.0 - P_ROUNDING) {
+                return Err(at(format!(
+                    "`p_adjusted` ({}) is below `p_value` ({}): a correction never lowers a p-value",
+                    point.p_adjusted, point.p_value
+                )));
+            }
+            if point.verdict != Verdict::Unreliable {
+                check_p_verdict(point.verdict, point.p_adjusted, self.alpha).map_err(at)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stability rows for `class`, in the same order as
+    /// [`class_results`](Self::class_results).
+    pub fn class_stability(&self, class: &str) -> Vec<&StabilityRow> {
+        let position = |list: &[String], name: &str| list.iter().position(|x| x == name).unwrap_or(usize::MAX);
+        let mut rows: Vec<_> = self.stability.iter().filter(|r| r.class == class).collect();
+        rows.sort_by_key(|r| (position(&self.layers, &r.layer), position(&self.concepts, &r.concept)));
+        rows
     }
 
     /// The results for `class`, ordered by the report's layer order, then its
@@ -294,6 +563,46 @@ impl ExperimentReport {
     /// The classifier's test accuracy on `class`, if the report has it.
     pub fn class_accuracy(&self, class: &str) -> Option<f64> {
         self.classifier.per_class_accuracy.iter().find(|(c, _)| c == class).map(|&(_, a)| a)
+    }
+}
+
+/// The part of a verdict that `p_adjusted` and `alpha` decide; at
+/// `p_adjusted == alpha` either verdict is accepted.
+fn check_p_verdict(verdict: Verdict, p: f64, alpha: f64) -> std::result::Result<(), String> {
+    match verdict {
+        Verdict::NotSignificant if p < alpha => Err(format!(
+            "verdict is not-significant but p_adjusted = {p} is below alpha = {alpha}: recompute the verdict"
+        )),
+        Verdict::Above | Verdict::Below if p > alpha => Err(format!(
+            "verdict is {} but p_adjusted = {p} is above alpha = {alpha}: recompute the verdict",
+            verdict.as_str()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A path inside the report's folder: relative, with plain components only,
+/// so that a report cannot point a reader outside its own folder.
+fn check_relative_path(path: &str) -> std::result::Result<(), String> {
+    if path.trim().is_empty() {
+        return Err("is empty: give the file's path relative to the report's folder, or leave the field out".into());
+    }
+    if path.contains('\\') {
+        return Err("contains `\\`: separate folders with `/`".into());
+    }
+    if path.starts_with('/') || path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        return Err("must be relative to the report's folder, without `..`, `.`, empty parts or a leading `/`".into());
+    }
+    Ok(())
+}
+
+/// Like [`check_finite`], but ±inf are accepted: a t statistic or Cohen's d
+/// is infinite when both samples are constant with different means.
+fn check_not_nan(value: f64) -> std::result::Result<(), String> {
+    if value.is_nan() {
+        Err("is NaN: the statistics stage must give a number (±inf is allowed); check the scores this row was computed from".into())
+    } else {
+        Ok(())
     }
 }
 
@@ -343,7 +652,20 @@ pub(crate) mod tests {
             p_value: p_adj / 4.0,
             p_adjusted: p_adj,
             verdict,
+            ci95_low: Some(mean - 0.037),
+            ci95_high: Some(mean + 0.037),
+            cohens_d: Some((mean - baseline) / 0.11),
+            magnitude_mean: Some(mean.powf(0.8)),
+            magnitude_std: Some(0.05),
+            rank_p_value: Some(p_adj / 2.0),
+            baseline_extreme_fraction: Some(if layer == "conv4" { 0.8 } else { 0.2 }),
+            reliable: true,
+            derivatives_file: Some(format!("derivatives/{class}/{layer}/{concept}.npy")),
         }
+    }
+
+    fn point(runs: usize, p_adjusted: f64, verdict: Verdict) -> StabilityPoint {
+        StabilityPoint { runs, p_value: p_adjusted / 4.0, p_adjusted, verdict }
     }
 
     /// A small report: two classes, two layers, three concepts, with every
@@ -377,6 +699,35 @@ pub(crate) mod tests {
                 row("tiger", "conv4", "striped", 0.55, 0.51, 0.6, NotSignificant),
                 row("tiger", "conv2", "dotted", 0.3, 0.49, 0.01, Below),
                 row("tiger", "conv4", "dotted", 0.44, 0.51, 1.0, NotSignificant),
+                ConceptResult {
+                    cav_accuracy_mean: 0.52,
+                    reliable: false,
+                    ..row("tiger", "conv2", "zigzagged", 0.9, 0.49, 1e-4, Unreliable)
+                },
+            ],
+            estimator: "logistic".into(),
+            design: "all-pairs baseline".into(),
+            accuracy_threshold: 0.6,
+            rank_test: "mann-whitney".into(),
+            stability: vec![
+                StabilityRow {
+                    class: "zebra".into(),
+                    layer: "conv2".into(),
+                    concept: "striped".into(),
+                    points: vec![point(3, 0.03, Above), point(4, 2e-4, Above), point(5, 1.2e-6, Above)],
+                },
+                StabilityRow {
+                    class: "zebra".into(),
+                    layer: "conv2".into(),
+                    concept: "zigzagged".into(),
+                    points: vec![point(3, 0.04, Above), point(4, 0.12, NotSignificant), point(5, 0.31, NotSignificant)],
+                },
+                StabilityRow {
+                    class: "tiger".into(),
+                    layer: "conv2".into(),
+                    concept: "zigzagged".into(),
+                    points: vec![point(3, 0.2, Unreliable), point(5, 1e-4, Unreliable)],
+                },
             ],
         }
     }
@@ -479,6 +830,198 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn accuracy_gate_rules() {
+        let unreliable = 10; // tiger/conv2/zigzagged
+        // An unreliable verdict on reliable CAVs.
+        let mut report = sample();
+        report.results[unreliable].reliable = true;
+        report.results[unreliable].cav_accuracy_mean = 0.9;
+        assert!(problem(&report).contains("verdict is unreliable but `reliable` is true"));
+
+        // A significant verdict on CAVs near chance.
+        let mut report = sample();
+        report.results[unreliable].verdict = Verdict::Above;
+        let msg = problem(&report);
+        assert!(msg.contains("#10") && msg.contains("no significance may be claimed"), "{msg}");
+
+        // `reliable` must agree with the accuracy and the threshold.
+        let mut report = sample();
+        report.results[unreliable].reliable = true;
+        assert!(problem(&report).contains("set `reliable` to `cav_accuracy_mean >= accuracy_threshold`"));
+        let mut report = sample();
+        report.results[0].cav_accuracy_mean = 0.55;
+        assert!(problem(&report).contains("below the report's `accuracy_threshold` 0.6"));
+
+        // Near-chance CAVs may still be reported as not significant.
+        let mut report = sample();
+        report.results[unreliable].verdict = Verdict::NotSignificant;
+        report.results[unreliable].p_adjusted = 0.7;
+        report.results[unreliable].p_value = 0.2;
+        report.validate().unwrap();
+
+        // An unreliable row makes no claim, so any p-value goes with it.
+        let mut report = sample();
+        report.results[unreliable].p_adjusted = 0.9;
+        report.validate().unwrap();
+
+        // At exactly the threshold the CAVs count as reliable.
+        let mut report = sample();
+        report.results[0].cav_accuracy_mean = 0.6;
+        report.validate().unwrap();
+
+        let mut report = sample();
+        report.accuracy_threshold = 60.0;
+        assert!(problem(&report).contains("`accuracy_threshold`"));
+    }
+
+    #[test]
+    fn optional_numbers_are_checked_where_present() {
+        let mut report = sample();
+        report.results[0].ci95_low = Some(0.9); // mean 0.81
+        assert!(problem(&report).contains("does not contain `mean` 0.81"));
+
+        let mut report = sample();
+        report.results[0].ci95_high = None;
+        assert!(problem(&report).contains("only one end"));
+
+        let mut report = sample();
+        report.results[3].cohens_d = Some(2.0); // mean 0.12 < baseline 0.52
+        assert!(problem(&report).contains("sign of the difference"));
+
+        let mut report = sample();
+        report.results[3].cohens_d = Some(f64::NEG_INFINITY);
+        report.results[3].t = f64::NEG_INFINITY;
+        report.validate().unwrap();
+        report.results[3].cohens_d = Some(f64::NAN);
+        assert!(problem(&report).contains("`cohens_d`"));
+
+        for (field, value) in [("magnitude_mean", 1.5), ("rank_p_value", -0.1), ("baseline_extreme_fraction", 2.0)] {
+            let mut report = sample();
+            let row = &mut report.results[1];
+            *match field {
+                "magnitude_mean" => &mut row.magnitude_mean,
+                "rank_p_value" => &mut row.rank_p_value,
+                _ => &mut row.baseline_extreme_fraction,
+            } = Some(value);
+            assert!(problem(&report).contains(&format!("`{field}`")), "{field}");
+        }
+
+        let mut report = sample();
+        report.results[1].magnitude_std = Some(-0.5);
+        assert!(problem(&report).contains("`magnitude_std`"));
+
+        let mut report = sample();
+        report.rank_test.clear();
+        assert!(problem(&report).contains("`rank_test`"));
+        for r in &mut report.results {
+            r.rank_p_value = None;
+        }
+        report.validate().unwrap();
+
+        for bad in ["../outside.npy", "/tmp/d.npy", "", "a/./b.npy", "a\\b.npy"] {
+            let mut report = sample();
+            report.results[2].derivatives_file = Some(bad.into());
+            assert!(problem(&report).contains("`derivatives_file`"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stability_rows_are_checked() {
+        let mut report = sample();
+        report.stability[0].concept = "dotted".into();
+        report.stability[0].class = "tiger".into();
+        report.stability[0].layer = "conv4".into();
+        report.validate().unwrap();
+        report.stability[0].layer = "conv9".into();
+        let msg = problem(&report);
+        assert!(msg.contains("stability row #0") && msg.contains("no result row"), "{msg}");
+
+        let mut report = sample();
+        report.stability[1].points[2].runs = 4;
+        assert!(problem(&report).contains("strictly increasing"));
+
+        let mut report = sample();
+        report.stability[1].points[0].runs = 0;
+        assert!(problem(&report).contains("at least 1"));
+
+        let mut report = sample();
+        report.stability[1].points[1].verdict = Verdict::Above; // p_adj 0.12
+        let msg = problem(&report);
+        assert!(msg.contains("`points[1]` (4 runs)") && msg.contains("above alpha"), "{msg}");
+
+        let mut report = sample();
+        report.stability[0].points[0].p_adjusted = 0.001; // p 0.0075
+        assert!(problem(&report).contains("never lowers"));
+
+        let mut report = sample();
+        report.stability[0].points[0].p_value = f64::NAN;
+        assert!(problem(&report).contains("`p_value`"));
+
+        let mut report = sample();
+        report.stability[0].points.clear();
+        assert!(problem(&report).contains("`points` is empty"));
+
+        let mut report = sample();
+        report.stability.push(report.stability[0].clone());
+        assert!(problem(&report).contains("second stability row"));
+    }
+
+    /// A report as written before the accuracy gate, the rank test and the
+    /// stability rows existed: none of the new fields.
+    pub(crate) fn old_report_json() -> String {
+        let mut report = sample();
+        report.results.retain(|r| r.verdict != Verdict::Unreliable);
+        let mut value = serde_json::to_value(&report).unwrap();
+        let object = value.as_object_mut().unwrap();
+        for key in ["estimator", "design", "accuracy_threshold", "rank_test", "stability"] {
+            object.remove(key).unwrap();
+        }
+        for row in object["results"].as_array_mut().unwrap() {
+            let row = row.as_object_mut().unwrap();
+            for key in [
+                "ci95_low",
+                "ci95_high",
+                "cohens_d",
+                "magnitude_mean",
+                "magnitude_std",
+                "rank_p_value",
+                "baseline_extreme_fraction",
+                "reliable",
+                "derivatives_file",
+            ] {
+                row.remove(key).unwrap();
+            }
+        }
+        serde_json::to_string(&value).unwrap()
+    }
+
+    #[test]
+    fn reports_without_the_new_fields_still_read_and_validate() {
+        let old: ExperimentReport = serde_json::from_str(&old_report_json()).unwrap();
+        old.validate().unwrap();
+        assert_eq!((old.estimator.as_str(), old.design.as_str(), old.rank_test.as_str()), ("", "", ""));
+        assert_eq!(old.accuracy_threshold, 0.0);
+        assert!(old.stability.is_empty());
+        for row in &old.results {
+            assert!(row.reliable, "rows without `reliable` count as reliable");
+            assert_eq!((row.ci95_low, row.ci95_high, row.cohens_d, row.rank_p_value), (None, None, None, None));
+            assert_eq!((row.magnitude_mean, row.magnitude_std, row.baseline_extreme_fraction), (None, None, None));
+            assert_eq!(row.derivatives_file, None);
+        }
+        assert_eq!(old.results[0].mean, sample().results[0].mean);
+    }
+
+    #[test]
+    fn verdict_words() {
+        assert_eq!(Verdict::Unreliable.describe(), "CAVs near chance: no claim");
+        assert_eq!(Verdict::Unreliable.as_str(), "unreliable");
+        assert_eq!(serde_json::to_string(&Verdict::Unreliable).unwrap(), "\"unreliable\"");
+        assert_eq!(serde_json::from_str::<Verdict>("\"unreliable\"").unwrap(), Verdict::Unreliable);
+        assert!(!Verdict::Unreliable.is_significant() && !Verdict::NotSignificant.is_significant());
+        assert!(Verdict::Above.is_significant() && Verdict::Below.is_significant());
+    }
+
+    #[test]
     fn class_results_follow_the_listed_order() {
         let report = sample();
         let order: Vec<_> =
@@ -487,7 +1030,9 @@ pub(crate) mod tests {
             order,
             ["conv2/striped", "conv2/dotted", "conv2/zigzagged", "conv4/striped", "conv4/dotted", "conv4/zigzagged"]
         );
-        assert_eq!(report.class_results("tiger").len(), 4);
+        assert_eq!(report.class_results("tiger").len(), 5);
+        let stability: Vec<_> = report.class_stability("zebra").iter().map(|r| r.concept.as_str()).collect();
+        assert_eq!(stability, ["striped", "zigzagged"]);
         assert_eq!(report.class_accuracy("tiger"), Some(0.915));
     }
 }

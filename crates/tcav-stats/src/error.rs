@@ -62,6 +62,12 @@ pub enum StatsError {
         /// The rejected value.
         p_value: f64,
     },
+    /// A permutation test was asked to draw no permutations.
+    #[error(
+        "a permutation test with 0 permutations cannot give a p-value: \
+         ask for at least 1 (10 000 resolves p-values down to about 1e-4)"
+    )]
+    NoPermutations,
     /// statrs refused a rank test that our checks had accepted; should be
     /// unreachable.
     #[error(

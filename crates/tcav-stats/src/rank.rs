@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::error::Result;
-use crate::sample::check;
+use crate::sample::{binomial_at_most, check};
 
 /// The exact null distribution is used only below this many `(a, b)` pairs:
 /// it is a polynomial of degree `n_a · n_b`, and beyond this size (for
@@ -183,18 +183,7 @@ fn asymptotic_upper_tail(n_a: usize, n_b: usize, u: f64, tie_term: f64) -> f64 {
 
 /// Whether `C(n, k) <= limit`, without overflowing.
 fn arrangements_at_most(n: usize, k: usize, limit: u128) -> bool {
-    let mut count: u128 = 1;
-    for i in 0..k {
-        // C(n, i+1) = C(n, i) · (n - i) / (i + 1) is exact at every step.
-        count = match count.checked_mul((n - i) as u128) {
-            Some(product) => product / (i + 1) as u128,
-            None => return false,
-        };
-        if count > limit {
-            return false;
-        }
-    }
-    true
+    binomial_at_most(n, k, limit).is_some()
 }
 
 #[cfg(test)]

@@ -64,6 +64,22 @@ pub(crate) fn moments(values: &[f64], sample: &'static str) -> Result<Moments> {
     Ok(Moments { n, mean, var })
 }
 
+/// `C(n, k)` if it is at most `limit`, else `None`, without overflowing:
+/// the number of ways to split a pooled sample of `n` values into groups
+/// of `k` and `n - k`.
+pub(crate) fn binomial_at_most(n: usize, k: usize, limit: u128) -> Option<u128> {
+    let k = k.min(n.saturating_sub(k));
+    let mut count: u128 = 1;
+    for i in 0..k {
+        // C(n, i+1) = C(n, i) · (n - i) / (i + 1) is exact at every step.
+        count = count.checked_mul((n - i) as u128)? / (i + 1) as u128;
+        if count > limit {
+            return None;
+        }
+    }
+    (count <= limit).then_some(count)
+}
+
 /// The standard Student t distribution with `df` degrees of freedom.
 pub(crate) fn students_t(df: f64) -> Result<StudentsT> {
     StudentsT::new(0.0, 1.0, df).map_err(|_| StatsError::DegreesOfFreedom { df })
