@@ -58,6 +58,10 @@ fn default_experiment_recovers_the_known_answer() {
     let written = tcav_report::read_json(&outcome.dir.join("report.json")).unwrap();
     assert_eq!(&written, report);
 
+    // The model measurably relies on colour (the ground truth of the claim).
+    let colour = outcome.reliance.iter().find(|r| r.cue == "colour").unwrap();
+    assert!(colour.drop > 0.3, "{colour:?}");
+
     // Warm store: nothing is recomputed and every number is identical.
     let again = run_experiment(&config, &paths, Device::Cpu).unwrap();
     assert_eq!(again.report.results, report.results);
@@ -328,4 +332,81 @@ fn null_calibration_concepts_that_are_random_sets() {
     assert!((unit_raw - ALPHA).abs() <= 4.0 / 3.0 * tolerance(EXPERIMENTS * CONCEPTS), "raw rate {unit_raw}");
     assert!(run_fwer > 0.2, "the run-level test was expected to be anti-conservative here, FWER {run_fwer}");
     eprintln!("null calibration: concept-as-unit FWER {unit_fwer:.3} (raw {unit_raw:.3}), run-level Welch FWER {run_fwer:.3}");
+}
+
+/// Ground truth (issue 4): a shipped ground-truth config, shrunk for CI
+/// (fewer and smaller images, fewer random sets), run in its own store.
+fn ground_truth(name: &str, work: &Path) -> tcav_experiment::RunOutcome {
+    let mut config = ExperimentConfig::load(&repo_root().join(format!("datasets/ground-truth/{name}.toml"))).unwrap();
+    let tcav_experiment::DataConfig::Builtin { generator } = &mut config.data else { panic!("{name}: built-in data expected") };
+    generator.image_size = 64;
+    generator.images_per_class = 120;
+    generator.concept_images = 24;
+    generator.random_sets = 12 + config.tcav.random_sets_as_concepts;
+    generator.random_set_images = 24;
+    config.preprocess.size = 48;
+    let paths = Paths { store: work.join("store"), runs: work.join("runs") };
+    run_experiment(&config, &paths, Device::Cpu).unwrap()
+}
+
+fn own(outcome: &tcav_experiment::RunOutcome, concept_of: impl Fn(&tcav_datagen::Family) -> String) -> Vec<&tcav_report::ConceptResult> {
+    let families = tcav_datagen::families();
+    outcome
+        .report
+        .results
+        .iter()
+        .filter(|r| families.iter().any(|f| f.name == r.class && concept_of(f) == r.concept))
+        .collect()
+}
+
+fn drop_of(outcome: &tcav_experiment::RunOutcome, cue: &str) -> f64 {
+    outcome.reliance.iter().find(|r| r.cue == cue).unwrap().drop
+}
+
+#[test]
+fn ground_truth_colour_is_not_claimed_when_it_carries_no_class_information() {
+    let work = temp_dir();
+    let outcome = ground_truth("shape-only", work.path());
+    assert!(drop_of(&outcome, "colour").abs() < 0.05, "{:?}", outcome.reliance);
+    for row in own(&outcome, |f| f.colour_concept.to_string()) {
+        assert_ne!(row.verdict, Verdict::Above, "{row:?}");
+    }
+}
+
+#[test]
+fn ground_truth_caption_scores_follow_the_measured_reliance() {
+    // As the caption agrees with the class more often, the model relies on
+    // it more (measured: accuracy drop when it is blanked), and the own-
+    // caption concepts must rise with it. Required: Spearman's rank
+    // correlation ≥ 0.8 over the four variants (at most one adjacent swap).
+    let work = temp_dir();
+    let mut drops = Vec::new();
+    let mut strengths = Vec::new();
+    for name in ["caption-p033", "caption-p060", "caption-p080", "caption-p100"] {
+        let outcome = ground_truth(name, work.path());
+        drops.push(drop_of(&outcome, "caption"));
+        strengths.push(tcav_experiment::validation::own_caption_t(&outcome).unwrap());
+    }
+    let rho = tcav_experiment::validation::spearman(&drops, &strengths);
+    // 0.8 is one adjacent swap; allow for rounding in the rank arithmetic.
+    assert!(rho >= 0.8 - 1e-9, "Spearman {rho}: drops {drops:?}, own-caption t {strengths:?}");
+    assert!(drops[3] > drops[0] + 0.2, "the model must rely on a caption that always agrees: {drops:?}");
+}
+
+#[test]
+fn ground_truth_negative_controls() {
+    // A model with random weights: nothing is significant, or the CAVs are
+    // flagged unreliable.
+    let work = temp_dir();
+    let outcome = ground_truth("random-weights", work.path());
+    for row in &outcome.report.results {
+        assert!(!row.verdict.is_significant(), "random weights: {row:?}");
+    }
+    // Random sets tested as concepts: with Bonferroni over every test, no
+    // more significant results than α allows (expected 0; at most one).
+    let outcome = ground_truth("random-concepts", work.path());
+    let control: Vec<_> = outcome.report.results.iter().filter(|r| r.concept.starts_with("random_")).collect();
+    assert!(!control.is_empty());
+    let significant = control.iter().filter(|r| r.verdict.is_significant()).count();
+    assert!(significant <= 1, "{significant} of {} random-set concepts significant", control.len());
 }

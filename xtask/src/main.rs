@@ -17,6 +17,8 @@ commands:
   experiment [--config FILE] [--cuda] [--cpu]   run an experiment (default: datasets/builtin/experiment.toml)
                                                 and print where its report is
   test [--cuda] [-- CARGO TEST ARGS]            run every test of the workspace
+  validate [--cuda]                             rerun the ground-truth experiments (datasets/ground-truth/)
+                                                and rewrite docs/VALIDATION.md
   bench [--cuda] [-- CRITERION ARGS]            run the benchmarks
   lint [--cuda]                                 clippy on every crate, warnings as errors
   setup [--cuda]                                install libtorch only, and print the environment it needs
@@ -118,6 +120,22 @@ fn dispatch(args: &Args) -> Result<(), String> {
             env.apply(&mut command);
             run(command, "the tests")?;
             eprintln!("cargo xtask test: done in {:.0} s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        "validate" => {
+            let env = libtorch::ensure(&root, args.cuda)?;
+            let mut configs: Vec<PathBuf> = std::fs::read_dir(root.join("datasets/ground-truth"))
+                .map_err(|e| format!("reading datasets/ground-truth: {e}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            configs.sort();
+            let mut command = cargo();
+            command.current_dir(&root).args(["run", "--quiet", "--package", "tcav-experiment", "--bin", "tcav", "--", "validate"]);
+            command.args(configs.iter().map(|p| p.strip_prefix(&root).unwrap_or(p)));
+            env.apply(&mut command);
+            run(command, "the validation experiments")?;
+            eprintln!("cargo xtask validate: done in {:.0} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         "bench" => {

@@ -1,12 +1,18 @@
 //! The crawl loop: candidates in, checked images and manifest lines out.
 //!
 //! One coordinator owns the manifest and the set folder; downloads run as
-//! separate tasks and only hand back bytes. So every decision about the set
-//! (is it a duplicate, is the set full) is made in one place, one candidate
-//! at a time, and a new download starts only while the images kept plus the
-//! downloads running are fewer than asked for. Which candidates get tried
-//! therefore depends on the sources' order and on which downloads fail, not
-//! on which finish first.
+//! separate tasks that fetch, check and store the bytes in the dataset's
+//! object folder, and hand back what they found. Every decision about the
+//! set (is it a duplicate, is the set full) is made in the coordinator, one
+//! candidate at a time, and a new download starts only while the images
+//! kept plus the downloads running are fewer than asked for. Which
+//! candidates get tried therefore depends on the sources' order and on which
+//! downloads fail, not on which finish first.
+//!
+//! What a source already says about a candidate (licence, declared type,
+//! size in pixels) is judged before any request, so a candidate that cannot
+//! pass costs nothing. A source that fails is recorded as a manifest line
+//! and the crawl moves to the next source.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,10 +24,12 @@ use tokio::task::JoinSet;
 
 use crate::error::CrawlError;
 use crate::fetch::{Download, Http, Rejection};
+use crate::licence::licence_code;
 use crate::manifest::{MANIFEST_FILE, Manifest, ManifestEntry, Reason, Status};
 use crate::request::{CrawlOptions, CrawlRequest, Filters};
-use crate::sniff::{ImageType, describe_non_image, sniff};
+use crate::sniff::{ImageType, describe_non_image, dimensions, sniff};
 use crate::source::{Candidate, ImageRef, Source, SourceContext};
+use crate::store::{Objects, remove_stale_temporaries};
 
 /// What a crawl achieved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,95 +45,240 @@ pub struct CrawlSummary {
     /// How many candidates this run skipped because the manifest had already
     /// settled them (or an earlier source in this run offered the same URL).
     pub skipped: usize,
-    /// Whether every source ran out before the set was full.
+    /// Whether every source ran out (or failed) before the set was full.
     pub exhausted: bool,
+    /// Why each source that failed this run stopped (also in the manifest).
+    pub failed_sources: Vec<String>,
 }
+
+/// Hears about a crawl as it goes, to show progress. Every method has a
+/// default that does nothing.
+pub trait Progress: Send + Sync {
+    /// The crawl of `set` starts with `have` of `wanted` images already.
+    fn started(&self, set: &SetName, wanted: usize, have: usize) {
+        let _ = (set, wanted, have);
+    }
+
+    /// A manifest line was written; the set now holds `have` images.
+    fn recorded(&self, set: &SetName, entry: &ManifestEntry, have: usize) {
+        let _ = (set, entry, have);
+    }
+
+    /// The crawl of `set` ended.
+    fn finished(&self, set: &SetName, summary: &CrawlSummary) {
+        let _ = (set, summary);
+    }
+}
+
+/// Progress that nobody watches.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
 
 /// The folder a set's crawled images go to: `<root>/raw/<set>`.
 pub fn raw_set_dir(root: &Path, set: &SetName) -> PathBuf {
     root.join("raw").join(set.as_str())
 }
 
+/// Crawls sets with one HTTP client, so that sets crawled one after another
+/// share per-host rate limits and robots.txt answers.
+#[derive(Clone)]
+pub struct Crawler {
+    http: Http,
+    options: CrawlOptions,
+}
+
+impl Crawler {
+    /// A crawler with the given network behaviour.
+    pub fn new(options: &CrawlOptions) -> Result<Crawler, CrawlError> {
+        Ok(Crawler { http: Http::new(options)?, options: options.clone() })
+    }
+
+    /// The options the crawler was built with.
+    pub fn options(&self) -> &CrawlOptions {
+        &self.options
+    }
+
+    /// Checks a request and its sources against this crawler's options
+    /// without touching the disk or the network.
+    pub fn check(&self, request: &CrawlRequest) -> Result<(), CrawlError> {
+        request.validate()?;
+        request.sources.iter().try_for_each(|source| source.check_user_agent(&self.options.user_agent))
+    }
+
+    /// Fills `<root>/raw/<set>/`; see [`crawl`].
+    pub async fn crawl(&self, request: &CrawlRequest, root: &Path) -> Result<CrawlSummary, CrawlError> {
+        self.crawl_with_progress(request, root, &NoProgress).await
+    }
+
+    /// Fills `<root>/raw/<set>/`, telling `progress` as it goes; see
+    /// [`crawl`].
+    pub async fn crawl_with_progress(&self, request: &CrawlRequest, root: &Path, progress: &dyn Progress) -> Result<CrawlSummary, CrawlError> {
+        self.check(request)?;
+        let set_name = request.set.to_string();
+        let set_dir = raw_set_dir(root, &request.set);
+        let objects = Objects::new(root);
+        let context = SourceContext {
+            set: set_name.clone(),
+            query: request.query.clone(),
+            filters: request.filters.clone(),
+            http: self.http.clone(),
+        };
+        // Open every source before touching the set folder, so a wrong path
+        // in the definition fails without leaving anything behind.
+        let mut sources = VecDeque::new();
+        for spec in &request.sources {
+            sources.push_back(spec.open(&context).await?);
+        }
+
+        for dir in [&set_dir, objects.dir()] {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| CrawlError::io("creating the folder", dir, e))?;
+            remove_stale_temporaries(dir);
+        }
+        let (mut manifest, entries) = Manifest::open(&set_dir.join(MANIFEST_FILE))?;
+        let settled: HashSet<String> = entries.iter().filter(|e| e.is_settled()).map(|e| e.image_url.clone()).collect();
+        let stored = stored_hashes(&set_dir).await?;
+        let mut folder = SetFolder {
+            dir: set_dir,
+            objects: objects.clone(),
+            stored,
+            kept: entries.iter().filter(|e| e.status == Status::Accepted).filter_map(|e| e.hash.clone()).collect(),
+        };
+        let wanted = request.max_num;
+        let mut summary = CrawlSummary {
+            requested: wanted,
+            accepted: folder.stored.len(),
+            added: 0,
+            rejected: 0,
+            skipped: 0,
+            exhausted: false,
+            failed_sources: Vec::new(),
+        };
+        progress.started(&request.set, wanted, folder.stored.len());
+        if folder.stored.len() >= wanted {
+            tracing::info!(set = set_name, "got {} of {} images: the set is already full", folder.stored.len(), wanted);
+            progress.finished(&request.set, &summary);
+            return Ok(summary);
+        }
+        tracing::info!(set = set_name, query = request.query, "crawling: {} of {} images so far", folder.stored.len(), wanted);
+
+        let filters = Arc::new(request.filters.clone());
+        let mut feed = Feed { sources, label: Arc::from(""), batch: VecDeque::new(), done: false };
+        let mut tried: HashSet<String> = HashSet::new();
+        let mut running: JoinSet<Job> = JoinSet::new();
+        loop {
+            while !feed.done && running.len() < self.options.concurrency && folder.stored.len() + running.len() < wanted {
+                let (source, candidate) = match feed.next().await? {
+                    Next::Candidate(source, candidate) => (source, candidate),
+                    Next::Done => break,
+                    Next::Failed(source, failure) => {
+                        tracing::warn!(set = set_name, "{}", failure.message);
+                        let mut entry = ManifestEntry::new(&set_name, &source, &request.query, 0, failure.url);
+                        entry.reason = Some(failure.reason);
+                        entry.detail = Some(failure.message.clone());
+                        entry.retryable = failure.retryable;
+                        summary.failed_sources.push(failure.message);
+                        // Not counted as a rejected candidate: none was offered.
+                        manifest.append(&entry)?;
+                        progress.recorded(&request.set, &entry, folder.stored.len());
+                        continue;
+                    }
+                };
+                let image_url = candidate.image.manifest_url();
+                if settled.contains(&image_url) || !tried.insert(image_url.clone()) {
+                    summary.skipped += 1;
+                    continue;
+                }
+                if let Err(rejection) = prejudge(&candidate, &filters) {
+                    let entry = reject(describe(&set_name, &source, &request.query, candidate, image_url), rejection);
+                    summary.rejected += 1;
+                    record(&mut manifest, progress, &request.set, &entry, folder.stored.len())?;
+                    continue;
+                }
+                running.spawn(obtain(self.http.clone(), folder.objects.clone(), filters.clone(), source, candidate, image_url));
+            }
+            let Some(joined) = running.join_next().await else { break };
+            let job = joined.map_err(|source| CrawlError::TaskStopped { what: "a download".to_owned(), source })?;
+            let before = folder.stored.len();
+            let entry = folder.settle(job, &set_name, &request.query)?;
+            summary.added += folder.stored.len() - before;
+            if entry.status == Status::Rejected {
+                summary.rejected += 1;
+            }
+            record(&mut manifest, progress, &request.set, &entry, folder.stored.len())?;
+        }
+
+        summary.accepted = folder.stored.len();
+        summary.exhausted = feed.done && summary.accepted < wanted;
+        if summary.exhausted {
+            tracing::warn!(
+                set = set_name,
+                "got {} of {} images: every source ran out or failed; add sources, widen the query or lower max_num",
+                summary.accepted,
+                wanted
+            );
+        } else {
+            tracing::info!(set = set_name, "got {} of {} images ({} new, {} rejected)", summary.accepted, wanted, summary.added, summary.rejected);
+        }
+        progress.finished(&request.set, &summary);
+        Ok(summary)
+    }
+}
+
+/// Appends a candidate's line, logs it and tells `progress`.
+fn record(manifest: &mut Manifest, progress: &dyn Progress, set: &SetName, entry: &ManifestEntry, have: usize) -> Result<(), CrawlError> {
+    manifest.append(entry)?;
+    match entry.status {
+        Status::Rejected => {
+            tracing::debug!(url = entry.image_url, reason = ?entry.reason, "rejected: {}", entry.detail.as_deref().unwrap_or_default());
+        }
+        Status::Accepted => tracing::debug!(url = entry.image_url, file = entry.file.as_deref().unwrap_or_default(), "kept"),
+    }
+    progress.recorded(set, entry, have);
+    Ok(())
+}
+
 /// Fills `<root>/raw/<set>/` with up to `request.max_num` images and records
-/// every candidate tried in `manifest.jsonl` there.
+/// every candidate tried in `manifest.jsonl` there; the bytes are stored
+/// once per dataset under `<root>/raw/.objects/` (see [`crate::store`]).
 ///
 /// Resumable: candidates the manifest records as kept or as rejected for
 /// good are skipped, images already in the folder count towards `max_num`,
 /// and candidates that failed for a passing reason are tried again. Returns
-/// once the set is full or every source has run out.
+/// once the set is full or every source has run out or failed. Dropping the
+/// future stops the crawl: what was written stays whole, and a rerun
+/// fetches only what is missing.
 pub async fn crawl(request: &CrawlRequest, options: &CrawlOptions, root: &Path) -> Result<CrawlSummary, CrawlError> {
-    request.validate()?;
-    let http = Http::new(options)?;
-    let set_dir = raw_set_dir(root, &request.set);
-    let context = SourceContext { set: request.set.to_string(), query: request.query.clone(), http: http.clone() };
-    // Open every source before touching the set folder, so a wrong path in
-    // the definition fails without leaving anything behind.
-    let mut sources = VecDeque::new();
-    for spec in &request.sources {
-        sources.push_back(spec.open(&context).await?);
-    }
+    Crawler::new(options)?.crawl(request, root).await
+}
 
-    tokio::fs::create_dir_all(&set_dir).await.map_err(|e| CrawlError::io("creating the set folder", &set_dir, e))?;
-    let (mut manifest, entries) = Manifest::open(&set_dir.join(MANIFEST_FILE))?;
-    let settled: HashSet<String> = entries.iter().filter(|e| e.is_settled()).map(|e| e.image_url.clone()).collect();
-    let stored = stored_hashes(&set_dir).await?;
-    let mut set = SetFolder {
-        dir: set_dir,
-        stored,
-        kept: entries.iter().filter(|e| e.status == Status::Accepted).filter_map(|e| e.hash.clone()).collect(),
-    };
-    let wanted = request.max_num;
-    let mut summary = CrawlSummary {
-        requested: wanted,
-        accepted: set.stored.len(),
-        added: 0,
-        rejected: 0,
-        skipped: 0,
-        exhausted: false,
-    };
-    if set.stored.len() >= wanted {
-        tracing::info!(set = %request.set, "got {} of {} images: the set is already full", set.stored.len(), wanted);
-        return Ok(summary);
-    }
+/// What the feed hands the coordinator next.
+enum Next {
+    Candidate(Arc<str>, Candidate),
+    Failed(Arc<str>, SourceFailure),
+    Done,
+}
 
-    let mut feed = Feed { sources, label: Arc::from(""), batch: VecDeque::new(), done: false };
-    let mut tried: HashSet<String> = HashSet::new();
-    let mut running: JoinSet<Job> = JoinSet::new();
-    loop {
-        while !feed.done && running.len() < options.concurrency && set.stored.len() + running.len() < wanted {
-            let Some((source, candidate)) = feed.next().await? else { break };
-            let image_url = candidate.image.manifest_url();
-            if settled.contains(&image_url) || !tried.insert(image_url.clone()) {
-                summary.skipped += 1;
-                continue;
-            }
-            running.spawn(obtain(http.clone(), source, candidate, image_url, request.filters.max_bytes));
-        }
-        let Some(joined) = running.join_next().await else { break };
-        let job = joined.map_err(|source| CrawlError::TaskStopped { what: "a download".to_owned(), source })?;
-        let before = set.stored.len();
-        let entry = set.settle(job, request, &request.filters).await?;
-        manifest.append(&entry)?;
-        match entry.status {
-            Status::Accepted => {
-                summary.added += set.stored.len() - before;
-                tracing::debug!(url = entry.image_url, file = entry.file.as_deref().unwrap_or_default(), "kept");
-            }
-            Status::Rejected => {
-                summary.rejected += 1;
-                tracing::debug!(url = entry.image_url, reason = ?entry.reason, "rejected: {}", entry.detail.as_deref().unwrap_or_default());
-            }
+/// A source that stopped with an error the crawl records and survives.
+struct SourceFailure {
+    url: String,
+    reason: Reason,
+    retryable: bool,
+    message: String,
+}
+
+impl SourceFailure {
+    /// The failure, if `error` is one a source may stop with; any other
+    /// error stops the crawl.
+    fn from_error(error: CrawlError) -> Result<SourceFailure, CrawlError> {
+        let message = error.to_string();
+        match error {
+            CrawlError::SourceFailed { url, reason, retryable, .. } => Ok(SourceFailure { url, reason, retryable, message }),
+            CrawlError::LayoutChanged { url, .. } => Ok(SourceFailure { url, reason: Reason::LayoutChanged, retryable: true, message }),
+            other => Err(other),
         }
     }
-
-    summary.accepted = set.stored.len();
-    summary.exhausted = feed.done && summary.accepted < wanted;
-    if summary.exhausted {
-        tracing::warn!(set = %request.set, "got {} of {} images: every source ran out; add sources or lower max_num", summary.accepted, wanted);
-    } else {
-        tracing::info!(set = %request.set, "got {} of {} images ({} new, {} rejected)", summary.accepted, wanted, summary.added, summary.rejected);
-    }
-    Ok(summary)
 }
 
 /// The candidates of all sources, one at a time, in source order.
@@ -137,22 +290,27 @@ struct Feed {
 }
 
 impl Feed {
-    async fn next(&mut self) -> Result<Option<(Arc<str>, Candidate)>, CrawlError> {
+    async fn next(&mut self) -> Result<Next, CrawlError> {
         loop {
             if let Some(candidate) = self.batch.pop_front() {
-                return Ok(Some((self.label.clone(), candidate)));
+                return Ok(Next::Candidate(self.label.clone(), candidate));
             }
             let Some(source) = self.sources.front_mut() else {
                 self.done = true;
-                return Ok(None);
+                return Ok(Next::Done);
             };
-            match source.next_batch().await? {
-                Some(batch) => {
+            match source.next_batch().await {
+                Ok(Some(batch)) => {
                     self.label = Arc::from(source.label());
                     self.batch = batch.into();
                 }
-                None => {
+                Ok(None) => {
                     self.sources.pop_front();
+                }
+                Err(error) => {
+                    let label: Arc<str> = Arc::from(source.label());
+                    self.sources.pop_front();
+                    return Ok(Next::Failed(label, SourceFailure::from_error(error)?));
                 }
             }
         }
@@ -164,13 +322,51 @@ struct Job {
     source: Arc<str>,
     candidate: Candidate,
     image_url: String,
-    result: Result<Download, Rejection>,
+    result: Result<Checked, CrawlError>,
 }
 
-async fn obtain(http: Http, source: Arc<str>, candidate: Candidate, image_url: String, max_bytes: u64) -> Job {
-    let result = match &candidate.image {
-        ImageRef::Url(url) => http.get(url, max_bytes).await,
-        ImageRef::File(path) => read_local(path, max_bytes).await,
+/// What a download task learnt about its candidate.
+struct Checked {
+    http_status: Option<u16>,
+    content_type: Option<String>,
+    final_url: Option<String>,
+    bytes: Option<u64>,
+    hash: Option<String>,
+    image_type: Option<ImageType>,
+    dimensions: Option<(u32, u32)>,
+    /// The object file the image is stored as, or why it is not kept.
+    verdict: Result<String, Rejection>,
+}
+
+impl Checked {
+    fn failed(rejection: Rejection) -> Checked {
+        Checked {
+            http_status: rejection.http_status,
+            content_type: rejection.content_type.clone(),
+            final_url: None,
+            bytes: rejection.bytes,
+            hash: None,
+            image_type: None,
+            dimensions: None,
+            verdict: Err(rejection),
+        }
+    }
+}
+
+async fn obtain(http: Http, objects: Objects, filters: Arc<Filters>, source: Arc<str>, candidate: Candidate, image_url: String) -> Job {
+    let fetched = match &candidate.image {
+        ImageRef::Url(url) if candidate.obey_robots => http.get_obeying_robots(url, filters.max_bytes).await,
+        ImageRef::Url(url) => http.get(url, filters.max_bytes).await,
+        ImageRef::File(path) => read_local(path, filters.max_bytes).await,
+    };
+    let result = match fetched {
+        Err(rejection) => Ok(Checked::failed(rejection)),
+        // Hashing, header parsing and the atomic write (with its fsync) are
+        // blocking work: off the async workers, and in parallel across
+        // downloads rather than in the coordinator.
+        Ok(download) => tokio::task::spawn_blocking(move || check_and_store(download, &filters, &objects))
+            .await
+            .unwrap_or_else(|source| Err(CrawlError::TaskStopped { what: format!("checking and storing {image_url}"), source })),
     };
     Job { source, candidate, image_url, result }
 }
@@ -184,15 +380,43 @@ async fn read_local(path: &Path, max_bytes: u64) -> Result<Download, Rejection> 
         return Err(rejection);
     }
     let bytes = tokio::fs::read(path).await.map_err(unreadable)?;
-    Ok(Download { http_status: None, content_type: None, bytes })
+    Ok(Download { http_status: None, content_type: None, final_url: None, bytes })
 }
 
-/// The checks on a complete download that do not depend on the set.
-fn judge(bytes: &[u8], filters: &Filters) -> Result<ImageType, (Option<ImageType>, Rejection)> {
-    let Some(image_type) = sniff(bytes) else {
-        return Err((None, Rejection::new(Reason::NotAnImage, false, describe_non_image(bytes))));
+/// Judges a complete download and, if it passes, stores it as an object.
+fn check_and_store(download: Download, filters: &Filters, objects: &Objects) -> Result<Checked, CrawlError> {
+    let hash = blake3::hash(&download.bytes).to_hex().to_string();
+    let mut checked = Checked {
+        http_status: download.http_status,
+        content_type: download.content_type,
+        final_url: download.final_url,
+        bytes: Some(download.bytes.len() as u64),
+        hash: Some(hash.clone()),
+        image_type: None,
+        dimensions: None,
+        verdict: Err(Rejection::new(Reason::NotAnImage, false, "")),
     };
-    let reject = |reason, detail: String| Err((Some(image_type), Rejection::new(reason, false, detail)));
+    checked.verdict = match judge(&download.bytes, filters, &mut checked) {
+        Err(rejection) => Err(rejection),
+        Ok(image_type) => {
+            // Named by content and sniffed type only: nothing from the URL
+            // reaches the file system.
+            let file = format!("{hash}.{}", image_type.extension());
+            objects.put(&file, &download.bytes)?;
+            Ok(file)
+        }
+    };
+    Ok(checked)
+}
+
+/// The checks on a complete download that do not depend on the set. Fills
+/// in the type and dimensions as they are learnt.
+fn judge(bytes: &[u8], filters: &Filters, checked: &mut Checked) -> Result<ImageType, Rejection> {
+    let Some(image_type) = sniff(bytes) else {
+        return Err(Rejection::new(Reason::NotAnImage, false, describe_non_image(bytes)));
+    };
+    checked.image_type = Some(image_type);
+    let reject = |reason, detail: String| Err(Rejection::new(reason, false, detail));
     if !filters.allowed_types.contains(&image_type) {
         return reject(Reason::TypeNotAllowed, format!("{image_type} is not in filters.allowed_types"));
     }
@@ -203,12 +427,73 @@ fn judge(bytes: &[u8], filters: &Filters) -> Result<ImageType, (Option<ImageType
     if len > filters.max_bytes {
         return reject(Reason::TooLarge, format!("{len} bytes is over filters.max_bytes ({})", filters.max_bytes));
     }
+    let (width, height) = match dimensions(bytes, image_type) {
+        Ok(dims) => dims,
+        Err(detail) => return reject(Reason::Corrupt, detail),
+    };
+    checked.dimensions = Some((width, height));
+    if width.min(height) < filters.min_side {
+        return reject(Reason::TooSmall, format!("{width}×{height} pixels: the shorter side is under filters.min_side ({})", filters.min_side));
+    }
     Ok(image_type)
+}
+
+/// The checks on what a source says about a candidate, before any request.
+fn prejudge(candidate: &Candidate, filters: &Filters) -> Result<(), Rejection> {
+    let reject = |reason, detail: String| Err(Rejection::new(reason, false, detail));
+    if !filters.licences.is_empty() {
+        let allowed: Vec<String> = filters.licences.iter().map(|l| licence_code(l)).collect();
+        match &candidate.licence {
+            None => {
+                let detail = format!("the source gives no licence, and filters.licences asks for one of {allowed:?}");
+                return reject(Reason::LicenceNotAllowed, detail);
+            }
+            Some(licence) => {
+                let code = licence_code(licence);
+                if !allowed.contains(&code) {
+                    let detail = format!("licence {licence:?} (code `{code}`) is not in filters.licences {allowed:?}");
+                    return reject(Reason::LicenceNotAllowed, detail);
+                }
+            }
+        }
+    }
+    if let Some(mime) = &candidate.mime {
+        match ImageType::from_mime(mime) {
+            Some(declared) if !filters.allowed_types.contains(&declared) => {
+                return reject(Reason::TypeNotAllowed, format!("the source declares {declared}, which is not in filters.allowed_types"));
+            }
+            Some(_) => {}
+            None => {
+                let detail = format!("the source declares {mime}, not a type the crawler stores (JPEG, PNG, GIF, WebP, BMP)");
+                return reject(Reason::TypeNotAllowed, detail);
+            }
+        }
+    }
+    if let (Some(width), Some(height)) = (candidate.width, candidate.height)
+        && width.min(height) < filters.min_side
+    {
+        let detail = format!("the source gives {width}×{height} pixels: the shorter side is under filters.min_side ({})", filters.min_side);
+        return reject(Reason::TooSmall, detail);
+    }
+    Ok(())
+}
+
+/// A candidate's manifest line before anything is known about its bytes.
+fn describe(set: &str, source: &str, query: &str, candidate: Candidate, image_url: String) -> ManifestEntry {
+    let mut entry = ManifestEntry::new(set, source, query, candidate.rank, image_url);
+    entry.page_url = candidate.page_url;
+    entry.title = candidate.title;
+    entry.licence = candidate.licence;
+    entry.creator = candidate.creator;
+    entry.width = candidate.width;
+    entry.height = candidate.height;
+    entry
 }
 
 /// The set folder as the coordinator sees it.
 struct SetFolder {
     dir: PathBuf,
+    objects: Objects,
     /// Hashes of the image files in the folder now: what counts towards
     /// `max_num`. A file a person deleted no longer counts.
     stored: HashSet<String>,
@@ -218,53 +503,27 @@ struct SetFolder {
 }
 
 impl SetFolder {
-    /// Decides on one finished download, storing its image if it is kept,
-    /// and returns its manifest line.
-    async fn settle(&mut self, job: Job, request: &CrawlRequest, filters: &Filters) -> Result<ManifestEntry, CrawlError> {
+    /// Decides on one finished download, linking its image into the set if
+    /// it is kept, and returns its manifest line.
+    fn settle(&mut self, job: Job, set: &str, query: &str) -> Result<ManifestEntry, CrawlError> {
         let Job { source, candidate, image_url, result } = job;
-        let mut entry = ManifestEntry {
-            source: source.to_string(),
-            query: request.query.clone(),
-            rank: candidate.rank,
-            page_url: candidate.page_url,
-            image_url,
-            title: candidate.title,
-            licence: candidate.licence,
-            creator: candidate.creator,
-            http_status: None,
-            content_type: None,
-            image_type: None,
-            bytes: None,
-            hash: None,
-            file: None,
-            status: Status::Rejected,
-            reason: None,
-            detail: None,
-            retryable: false,
+        let checked = result?;
+        let mut entry = describe(set, &source, query, candidate, image_url);
+        entry.http_status = checked.http_status;
+        entry.content_type = checked.content_type;
+        entry.final_url = checked.final_url;
+        entry.bytes = checked.bytes;
+        entry.image_type = checked.image_type;
+        if let Some((width, height)) = checked.dimensions {
+            entry.width = Some(width);
+            entry.height = Some(height);
+        }
+        entry.hash.clone_from(&checked.hash);
+        let file = match checked.verdict {
+            Ok(file) => file,
+            Err(rejection) => return Ok(reject(entry, rejection)),
         };
-        let download = match result {
-            Ok(download) => download,
-            Err(rejection) => {
-                entry.http_status = rejection.http_status;
-                entry.content_type = rejection.content_type.clone();
-                entry.bytes = rejection.bytes;
-                return Ok(reject(entry, rejection));
-            }
-        };
-        entry.http_status = download.http_status;
-        entry.content_type = download.content_type;
-        entry.bytes = Some(download.bytes.len() as u64);
-        let hash = blake3::hash(&download.bytes).to_hex().to_string();
-        entry.hash = Some(hash.clone());
-        let image_type = match judge(&download.bytes, filters) {
-            Ok(image_type) => image_type,
-            Err((image_type, rejection)) => {
-                entry.image_type = image_type;
-                return Ok(reject(entry, rejection));
-            }
-        };
-        entry.image_type = Some(image_type);
-        let file = format!("{hash}.{}", image_type.extension());
+        let hash = checked.hash.unwrap_or_default();
         if self.kept.contains(&hash) {
             let detail = format!("the same bytes were already kept for this set as {file}");
             return Ok(reject(entry, Rejection::new(Reason::Duplicate, false, detail)));
@@ -272,12 +531,7 @@ impl SetFolder {
         // The file may exist without a manifest line when an earlier crawl
         // was stopped between the two writes; it is already counted.
         if !self.stored.contains(&hash) {
-            let path = self.dir.join(&file);
-            let bytes = download.bytes;
-            let written = path.clone();
-            tokio::task::spawn_blocking(move || tcav_core::store::write_atomic(&written, &bytes))
-                .await
-                .map_err(|source| CrawlError::TaskStopped { what: format!("writing image {}", path.display()), source })??;
+            self.objects.link_into(&file, &self.dir)?;
             self.stored.insert(hash.clone());
         }
         self.kept.insert(hash);
@@ -313,3 +567,6 @@ async fn stored_hashes(dir: &Path) -> Result<HashSet<String>, CrawlError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod source_tests;

@@ -70,6 +70,46 @@ pub enum CrawlError {
         /// The underlying error.
         source: reqwest::Error,
     },
+    /// A source's search request failed: the request could not be had, its
+    /// answer did not parse, or robots.txt forbids it. The crawl records it
+    /// in the manifest and goes on with the set's next source.
+    #[error("source `{source_label}` of set `{set}` stopped at {url}: {detail}; the crawl went on with the set's next source")]
+    SourceFailed {
+        /// The set being crawled.
+        set: String,
+        /// The source's label.
+        source_label: String,
+        /// The request that failed.
+        url: String,
+        /// The manifest reason ([`Reason::SourceFailed`] or
+        /// [`Reason::RobotsDisallowed`]).
+        ///
+        /// [`Reason::SourceFailed`]: crate::Reason::SourceFailed
+        /// [`Reason::RobotsDisallowed`]: crate::Reason::RobotsDisallowed
+        reason: crate::manifest::Reason,
+        /// What went wrong.
+        detail: String,
+        /// Whether a rerun should expect a different answer.
+        retryable: bool,
+    },
+    /// An HTML source's first result page held no results it could read.
+    #[error("source `{source_label}` of set `{set}`: 0 results: the page layout may have changed ({url}); update its parser in tcav-crawl/src/source/, or use another source; the crawl went on with the set's next source")]
+    LayoutChanged {
+        /// The set being crawled.
+        set: String,
+        /// The source's label.
+        source_label: String,
+        /// The page that held no results.
+        url: String,
+    },
+    /// A crawl definition file that cannot be used.
+    #[error("crawl definition {path}: {problem}")]
+    Definition {
+        /// The definition file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
     /// A background task (a download or an image write) died before
     /// finishing, which only a bug or a shutting-down runtime causes.
     #[error("{what} stopped before it finished: {source}; run the crawl again (it resumes from the manifest)")]

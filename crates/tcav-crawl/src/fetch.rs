@@ -1,12 +1,14 @@
 //! Downloading one URL politely and defensively.
 //!
-//! [`Http::get`] is the only place in the project that sends a request. It
-//! fetches `http`/`https` only, follows a bounded number of redirects and
-//! refuses loops, waits its turn under a per-host rate limit, retries
-//! passing failures with exponential backoff (or as long as `Retry-After`
-//! asks, within a cap), stops reading once a body passes the byte cap, and
-//! refuses a body shorter than its `Content-Length`. The body is held in
-//! memory until it is complete, so a failed download never leaves a file.
+//! [`Http`] is the only place in the project that sends a request. It
+//! fetches `http`/`https` only, follows a bounded number of redirects itself
+//! (so each hop is checked: scheme, loops, the hop's own host rate limit and,
+//! when asked, its robots.txt), waits its turn under a per-host rate limit,
+//! retries passing failures with exponential backoff (or as long as
+//! `Retry-After` asks, within a cap), stops reading once a body passes the
+//! byte cap, and refuses a body shorter than its `Content-Length`. The body
+//! is held in memory until it is complete, so a failed download never
+//! leaves a file.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,13 +16,15 @@ use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url, redirect};
 
 use crate::error::CrawlError;
 use crate::manifest::Reason;
 use crate::request::CrawlOptions;
+use crate::robots::RobotsCache;
 
 /// The bytes of a completed download or file read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +33,9 @@ pub struct Download {
     pub http_status: Option<u16>,
     /// The `Content-Type` the server declared, if any.
     pub content_type: Option<String>,
+    /// The URL the body came from, when redirects led away from the one
+    /// asked for.
+    pub final_url: Option<String>,
     /// The whole body.
     pub bytes: Vec<u8>,
 }
@@ -62,15 +69,19 @@ impl Rejection {
 struct Failure {
     rejection: Rejection,
     retry_after: Option<Duration>,
+    /// Trying again within this crawl cannot help (robots.txt answers are
+    /// kept for the whole crawl), even if a later crawl may.
+    not_this_run: bool,
 }
 
 impl From<Rejection> for Failure {
     fn from(rejection: Rejection) -> Self {
-        Failure { rejection, retry_after: None }
+        Failure { rejection, retry_after: None, not_this_run: false }
     }
 }
 
-/// The crawl's HTTP client: one per crawl, cheap to clone.
+/// The crawl's HTTP client: one per crawl (or per crawl definition, so that
+/// its sets share rate limits and robots.txt), cheap to clone.
 #[derive(Clone)]
 pub struct Http {
     inner: Arc<Inner>,
@@ -78,86 +89,130 @@ pub struct Http {
 
 struct Inner {
     client: reqwest::Client,
+    user_agent: String,
     limiter: DefaultKeyedRateLimiter<String>,
+    robots: RobotsCache,
     retries: usize,
     retry_base_delay: Duration,
     max_retry_after: Duration,
+    max_redirects: usize,
 }
 
 impl Http {
     /// Builds the client from the crawl options.
     pub fn new(options: &CrawlOptions) -> Result<Http, CrawlError> {
         options.validate()?;
-        let max_redirects = options.max_redirects;
-        let policy = redirect::Policy::custom(move |attempt| {
-            let next = attempt.url().clone();
-            if attempt.previous().contains(&next) {
-                attempt.error(format!("redirect loop: {next} was already visited"))
-            } else if attempt.previous().len() > max_redirects {
-                attempt.error(format!("more than {max_redirects} redirects (crawl option max_redirects)"))
-            } else if !matches!(next.scheme(), "http" | "https") {
-                attempt.error(format!("redirect to {next}: only http and https URLs are fetched"))
-            } else {
-                attempt.follow()
-            }
-        });
+        // Redirects are followed by hand in `attempt`, so that every hop
+        // waits for its own host's turn and is checked before it is sent.
         let client = reqwest::Client::builder()
             .user_agent(&options.user_agent)
             .timeout(options.timeout)
             .connect_timeout(options.timeout)
-            .redirect(policy)
+            .redirect(redirect::Policy::none())
             .build()
             .map_err(|source| CrawlError::HttpClient { source })?;
         Ok(Http {
             inner: Arc::new(Inner {
                 client,
+                user_agent: options.user_agent.clone(),
                 limiter: RateLimiter::keyed(Quota::per_second(options.per_host_rate)),
+                robots: RobotsCache::new(&options.user_agent),
                 retries: options.retries,
                 retry_base_delay: options.retry_base_delay,
                 max_retry_after: options.max_retry_after,
+                max_redirects: options.max_redirects,
             }),
         })
     }
 
+    /// The `User-Agent` this client sends.
+    pub fn user_agent(&self) -> &str {
+        &self.inner.user_agent
+    }
+
     /// Downloads `url` whole, refusing bodies over `max_bytes`.
     pub async fn get(&self, url: &str, max_bytes: u64) -> Result<Download, Rejection> {
-        let parsed = match Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-            Ok(u) => {
-                let detail = format!("only http and https URLs with a host are fetched, not `{}:` URLs", u.scheme());
-                return Err(Rejection::new(Reason::UnsupportedUrl, false, detail));
-            }
-            Err(e) => return Err(Rejection::new(Reason::UnsupportedUrl, false, format!("not a URL: {e}"))),
-        };
-        let host = parsed.host_str().unwrap_or_default().to_owned();
-        let inner = &self.inner;
-        let tries = AtomicUsize::new(0);
-        let backoff = ExponentialBuilder::default().with_min_delay(inner.retry_base_delay).with_max_times(inner.retries);
-        let result = (|| {
-            tries.fetch_add(1, Ordering::Relaxed);
-            self.attempt(&parsed, &host, max_bytes)
-        })
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(|failure: &Failure| failure.rejection.retryable)
-        .adjust(|failure, backoff| next_wait(failure.retry_after, backoff, inner.max_retry_after))
-        .notify(|failure, wait| {
-            tracing::debug!(url, wait_ms = wait.as_millis() as u64, "retrying after: {}", failure.rejection.detail);
-        })
-        .await;
-        result.map_err(|failure| {
-            let mut rejection = failure.rejection;
-            let tries = tries.load(Ordering::Relaxed);
-            if tries > 1 {
-                rejection.detail = format!("{} (gave up after {tries} tries)", rejection.detail);
-            }
-            rejection
+        self.fetch(url, max_bytes, false).await
+    }
+
+    /// Like [`Http::get`], but first asks each host's robots.txt whether
+    /// this crawler may fetch the URL (and every URL it redirects to). HTML
+    /// sources, and the images they find, are fetched this way.
+    pub async fn get_obeying_robots(&self, url: &str, max_bytes: u64) -> Result<Download, Rejection> {
+        self.fetch(url, max_bytes, true).await
+    }
+
+    /// The fetch with retries; boxed because fetching robots.txt goes
+    /// through it too, from inside an attempt.
+    fn fetch<'a>(&'a self, url: &'a str, max_bytes: u64, obey_robots: bool) -> BoxFuture<'a, Result<Download, Rejection>> {
+        Box::pin(async move {
+            let parsed = parse_fetchable(url)?;
+            let inner = &self.inner;
+            let tries = AtomicUsize::new(0);
+            let backoff = ExponentialBuilder::default().with_min_delay(inner.retry_base_delay).with_max_times(inner.retries);
+            let result = (|| {
+                tries.fetch_add(1, Ordering::Relaxed);
+                self.attempt(&parsed, max_bytes, obey_robots)
+            })
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|failure: &Failure| failure.rejection.retryable && !failure.not_this_run)
+            .adjust(|failure, backoff| next_wait(failure.retry_after, backoff, inner.max_retry_after))
+            .notify(|failure, wait| {
+                tracing::debug!(url, wait_ms = wait.as_millis() as u64, "retrying after: {}", failure.rejection.detail);
+            })
+            .await;
+            result.map_err(|failure| {
+                let mut rejection = failure.rejection;
+                let tries = tries.load(Ordering::Relaxed);
+                if tries > 1 {
+                    rejection.detail = format!("{} (gave up after {tries} tries)", rejection.detail);
+                }
+                rejection
+            })
         })
     }
 
-    async fn attempt(&self, url: &Url, host: &str, max_bytes: u64) -> Result<Download, Failure> {
-        self.inner.limiter.until_key_ready(&host.to_owned()).await;
-        let response = self.inner.client.get(url.clone()).send().await.map_err(request_failure)?;
+    /// One try: the request, its redirects, and the body.
+    async fn attempt(&self, url: &Url, max_bytes: u64, obey_robots: bool) -> Result<Download, Failure> {
+        let inner = &self.inner;
+        let mut current = url.clone();
+        let mut visited: Vec<Url> = Vec::new();
+        let response = loop {
+            if obey_robots {
+                inner.robots.check(self, &current).await.map_err(|rejection| Failure { not_this_run: true, ..rejection.into() })?;
+            }
+            inner.limiter.until_key_ready(&current.host_str().unwrap_or_default().to_owned()).await;
+            let response = inner.client.get(current.clone()).send().await.map_err(request_failure)?;
+            if !response.status().is_redirection() {
+                break response;
+            }
+            let Some(location) = response.headers().get(LOCATION) else { break response };
+            let status = response.status().as_u16();
+            let redirect_error = |detail: String| {
+                let mut rejection = Rejection::new(Reason::Redirect, false, detail);
+                rejection.http_status = Some(status);
+                Failure::from(rejection)
+            };
+            let next = location
+                .to_str()
+                .ok()
+                .and_then(|l| current.join(l).ok())
+                .ok_or_else(|| redirect_error(format!("{current} redirects to an unreadable Location {location:?}")))?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(redirect_error(format!("redirect to {next}: only http and https URLs are fetched")));
+            }
+            visited.push(current);
+            if visited.contains(&next) {
+                return Err(redirect_error(format!("redirect loop: {next} was already visited")));
+            }
+            if visited.len() > inner.max_redirects {
+                let max = inner.max_redirects;
+                return Err(redirect_error(format!("more than {max} redirects (crawl option max_redirects), the last to {next}")));
+            }
+            current = next;
+        };
+        let final_url = (current != *url).then(|| current.to_string());
         let status = response.status();
         let content_type = header_text(response.headers(), CONTENT_TYPE);
         let with_http = |mut rejection: Rejection, bytes: Option<u64>| {
@@ -173,7 +228,7 @@ impl Http {
                 detail.push_str(&format!(" and asked to retry after {} s", wait.as_secs_f32()));
             }
             let rejection = with_http(Rejection::new(Reason::HttpStatus, is_passing(status), detail), None);
-            return Err(Failure { rejection, retry_after });
+            return Err(Failure { rejection, retry_after, not_this_run: false });
         }
         let declared = response.content_length();
         if let Some(len) = declared.filter(|&len| len > max_bytes) {
@@ -209,7 +264,19 @@ impl Http {
             let detail = format!("the body ended after {} of the {len} bytes its Content-Length announced", bytes.len());
             return Err(with_http(Rejection::new(Reason::Truncated, true, detail), Some(bytes.len() as u64)).into());
         }
-        Ok(Download { http_status: Some(status.as_u16()), content_type, bytes })
+        Ok(Download { http_status: Some(status.as_u16()), content_type, final_url, bytes })
+    }
+}
+
+/// `url` as a URL this crawler may fetch: http or https, with a host.
+fn parse_fetchable(url: &str) -> Result<Url, Rejection> {
+    match Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(u),
+        Ok(u) => {
+            let detail = format!("only http and https URLs with a host are fetched, not `{}:` URLs", u.scheme());
+            Err(Rejection::new(Reason::UnsupportedUrl, false, detail))
+        }
+        Err(e) => Err(Rejection::new(Reason::UnsupportedUrl, false, format!("not a URL: {e}"))),
     }
 }
 
@@ -282,7 +349,12 @@ pub(crate) mod tests {
 
     /// A source context for tests that never sends a request.
     pub(crate) fn context(set: &str) -> SourceContext {
-        SourceContext { set: set.to_owned(), query: "q".to_owned(), http: Http::new(&fast_options()).unwrap() }
+        SourceContext {
+            set: set.to_owned(),
+            query: "q".to_owned(),
+            filters: crate::Filters::default(),
+            http: Http::new(&fast_options()).unwrap(),
+        }
     }
 
     #[test]
@@ -319,6 +391,32 @@ pub(crate) mod tests {
             assert_eq!(rejection.reason, Reason::UnsupportedUrl, "{url}");
             assert!(!rejection.retryable);
         }
+    }
+
+    #[tokio::test]
+    async fn hosts_reached_by_redirect_wait_for_their_own_rate_limit() {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            let fixture = Fixture::start().await;
+            let options = CrawlOptions { per_host_rate: std::num::NonZeroU32::MIN, ..fast_options() };
+            let http = Http::new(&options).unwrap();
+            http.get(&fixture.url("/img/first.png"), 1 << 20).await.unwrap();
+            // `localhost` is another host to the limiter, so its request
+            // goes at once; the redirect back to 127.0.0.1 must wait.
+            let second = http.get(&fixture.localhost_url("/to-ip/img/second.png"), 1 << 20).await.unwrap();
+            assert_eq!(second.final_url, Some(fixture.url("/img/second.png")));
+            let asked = fixture.hit_times("/to-ip/img/second.png")[0];
+            let redirected = fixture.hit_times("/img/second.png")[0];
+            let first = fixture.hit_times("/img/first.png")[0];
+            assert!(asked - first < Duration::from_millis(500), "localhost waited {:?}", asked - first);
+            assert!(redirected - first >= Duration::from_millis(900), "the redirect target's host was not rate limited");
+            // And the hop counted against 127.0.0.1, not against the host
+            // first asked.
+            http.get(&fixture.url("/img/third.png"), 1 << 20).await.unwrap();
+            let third = fixture.hit_times("/img/third.png")[0];
+            assert!(third - redirected >= Duration::from_millis(900), "the redirect was charged to the wrong host");
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test]

@@ -1,12 +1,15 @@
 //! A loopback HTTP server that misbehaves on purpose, for tests.
 //!
 //! It listens on 127.0.0.1 on a port the OS picks, serves each path in one
-//! fixed way (good images, errors, stalls, lies), records every request, and
-//! stops when the [`Fixture`] is dropped (or with the test's runtime).
+//! fixed way (good images, errors, stalls, lies, and the real answer shapes
+//! of Openverse, the MediaWiki API and Bing's result pages), records every
+//! request, and stops when the [`Fixture`] is dropped (or with the test's
+//! runtime).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -21,10 +24,14 @@ use crate::request::CrawlOptions;
 /// The byte cap tests crawl with; `/big*` bodies are twice this.
 pub(crate) const CAP: u64 = 16 * 1024;
 
+/// A user agent with a contact, as Wikimedia asks.
+pub(crate) const TEST_USER_AGENT: &str = "tcav-crawl-tests/0.1 (mailto:tests@localhost)";
+
 /// Options that keep tests fast: short time-outs and retry waits, no real
 /// rate limit.
 pub(crate) fn fast_options() -> CrawlOptions {
     CrawlOptions {
+        user_agent: TEST_USER_AGENT.to_owned(),
         timeout: Duration::from_secs(1),
         retries: 2,
         retry_base_delay: Duration::from_millis(10),
@@ -59,10 +66,19 @@ pub(crate) fn gif(name: &str) -> Vec<u8> {
     encode(name, image::ImageFormat::Gif)
 }
 
+/// A small valid WebP, different for each name.
+pub(crate) fn webp(name: &str) -> Vec<u8> {
+    encode(name, image::ImageFormat::WebP)
+}
+
+/// The fixture's robots.txt.
+pub(crate) const ROBOTS_TXT: &str = "User-agent: *\nDisallow: /private/\nDisallow: /bing-blocked/\n";
+
 #[derive(Default)]
 struct Log {
-    hits: Mutex<Vec<(String, Instant)>>,
+    hits: Mutex<Vec<(String, String, Instant)>>,
     user_agents: Mutex<Vec<String>>,
+    addr: OnceLock<SocketAddr>,
 }
 
 /// A running fixture server.
@@ -83,6 +99,7 @@ impl Fixture {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
         let addr = listener.local_addr().expect("reading the bound address");
         let log = Arc::new(Log::default());
+        let _ = log.addr.set(addr);
         let app = Router::new().fallback(serve).with_state(log.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -100,9 +117,21 @@ impl Fixture {
         self.hit_times(path).len()
     }
 
+    /// The same server under the name `localhost`, which the crawler
+    /// counts as another host.
+    pub(crate) fn localhost_url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.addr.port())
+    }
+
     /// When `path` was requested, in order.
     pub(crate) fn hit_times(&self, path: &str) -> Vec<Instant> {
-        self.log.hits.lock().expect("fixture log").iter().filter(|(p, _)| p == path).map(|(_, t)| *t).collect()
+        self.log.hits.lock().expect("fixture log").iter().filter(|(p, _, _)| p == path).map(|(_, _, t)| *t).collect()
+    }
+
+    /// The query parameters of every request for `path`, in order.
+    pub(crate) fn queries(&self, path: &str) -> Vec<BTreeMap<String, String>> {
+        let hits = self.log.hits.lock().expect("fixture log");
+        hits.iter().filter(|(p, _, _)| p == path).map(|(_, q, _)| query_pairs(q)).collect()
     }
 
     /// All requests received.
@@ -116,6 +145,12 @@ impl Fixture {
     }
 }
 
+fn query_pairs(query: &str) -> BTreeMap<String, String> {
+    reqwest::Url::parse(&format!("http://fixture/?{query}"))
+        .map(|u| u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .unwrap_or_default()
+}
+
 fn image_response(content_type: &'static str, bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
 }
@@ -126,10 +161,12 @@ fn redirect(to: &str) -> Response {
 
 async fn serve(State(log): State<Arc<Log>>, headers: HeaderMap, uri: Uri) -> Response {
     let path = uri.path().to_owned();
+    let query = query_pairs(uri.query().unwrap_or_default());
+    let base = log.addr.get().map_or_else(String::new, |addr| format!("http://{addr}"));
     let previous_hits = {
         let mut hits = log.hits.lock().expect("fixture log");
-        let n = hits.iter().filter(|(p, _)| *p == path).count();
-        hits.push((path.clone(), Instant::now()));
+        let n = hits.iter().filter(|(p, _, _)| *p == path).count();
+        hits.push((path.clone(), uri.query().unwrap_or_default().to_owned(), Instant::now()));
         n
     };
     let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
@@ -141,8 +178,27 @@ async fn serve(State(log): State<Arc<Log>>, headers: HeaderMap, uri: Uri) -> Res
             "png" => image_response("image/png", png(stem)),
             "jpg" => image_response("image/jpeg", jpeg(stem)),
             "gif" => image_response("image/gif", gif(stem)),
+            "webp" => image_response("image/webp", webp(stem)),
             _ => StatusCode::NOT_FOUND.into_response(),
         };
+    }
+    // Images behind URLs with no extension at all.
+    if let Some(name) = path.strip_prefix("/noext/") {
+        return image_response("image/png", png(name));
+    }
+    // Never fetched by a crawler that obeys the fixture's robots.txt.
+    if let Some(name) = path.strip_prefix("/private/") {
+        return image_response("image/png", png(name));
+    }
+    // Slow enough that a crawl can be stopped with downloads in flight.
+    if let Some(name) = path.strip_prefix("/slowish/") {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        return image_response("image/png", png(name.trim_end_matches(".png")));
+    }
+    // A redirect to another host name of this server.
+    if let Some(rest) = path.strip_prefix("/to-ip/") {
+        let port = log.addr.get().map_or(0, SocketAddr::port);
+        return redirect(&format!("http://127.0.0.1:{port}/{rest}"));
     }
     if let Some(n) = path.strip_prefix("/chain/").and_then(|n| n.parse::<u32>().ok()) {
         return redirect(&format!("/chain/{}", n + 1));
@@ -199,8 +255,176 @@ async fn serve(State(log): State<Arc<Log>>, headers: HeaderMap, uri: Uri) -> Res
                 .body(Body::from_stream(futures_util::stream::iter(chunks)))
                 .expect("building the streamed response")
         }
+        "/robots.txt" => ([(header::CONTENT_TYPE, "text/plain")], ROBOTS_TXT).into_response(),
+        "/openverse/v1/images/" => openverse(&query, &base),
+        "/commons/w/api.php" => commons(&query, &base),
+        "/commons-broken/w/api.php" => {
+            json_response(&serde_json::json!({"error": {"code": "internal_api_error_DBQueryError", "info": "A database query error has occurred."}}))
+        }
+        "/bing/images/async" => bing(&query, &base),
+        "/bing-blocked/images/async" => bing(&query, &base),
+        "/bing-changed/images/async" => {
+            let page = "<html><body><div class=\"imgpt\"><a class=\"iuscp\" data-m=\"{}\" href=\"/x\">new layout</a></div></body></html>";
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+        }
         "/loop" => redirect("/loop"),
         "/redirect.png" => redirect("/img/redirected.png"),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+fn json_response(value: &serde_json::Value) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}
+
+/// How many results the Openverse fixture holds before licence filtering.
+pub(crate) const OPENVERSE_RESULTS: usize = 23;
+
+/// One Openverse result: fault results at fixed positions, good images
+/// elsewhere.
+fn openverse_result(i: usize, base: &str) -> serde_json::Value {
+    let (url, filetype, license) = match i {
+        3 => ("/missing.png".to_owned(), "png", "by"),
+        7 => ("/html.jpg".to_owned(), "jpg", "cc0"),
+        11 => (format!("/img/ov-{i}.svg"), "svg", "by"),
+        15 => (format!("/img/ov-{i}.jpg"), "jpg", "by-nc"),
+        _ if i.is_multiple_of(2) => (format!("/img/ov-{i}.jpg"), "jpg", ["by", "cc0", "by-sa"][i % 3]),
+        _ => (format!("/img/ov-{i}.png"), "png", ["by", "cc0", "by-sa"][i % 3]),
+    };
+    serde_json::json!({
+        "id": format!("00000000-0000-0000-0000-{i:012}"),
+        "title": format!("Red thing {i}"),
+        "foreign_landing_url": format!("https://www.flickr.com/photos/someone/{i}"),
+        "url": format!("{base}{url}"),
+        "creator": format!("Creator {i}"),
+        "creator_url": null,
+        "license": license,
+        "license_version": if license == "cc0" { "1.0" } else { "4.0" },
+        "license_url": "https://creativecommons.org/licenses/by/4.0/",
+        "provider": "flickr",
+        "source": "flickr",
+        "filetype": filetype,
+        "filesize": null,
+        "width": 8,
+        "height": 8,
+        "tags": [],
+        "mature": false,
+    })
+}
+
+/// `GET /openverse/v1/images/?q&page&page_size[&license]`, as Openverse
+/// answers it, with result URLs on this server.
+fn openverse(query: &BTreeMap<String, String>, base: &str) -> Response {
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let page_size: usize = query.get("page_size").and_then(|p| p.parse().ok()).unwrap_or(20);
+    let licences: Option<Vec<&str>> = query.get("license").map(|l| l.split(',').collect());
+    let all: Vec<serde_json::Value> = (0..OPENVERSE_RESULTS)
+        .map(|i| openverse_result(i, base))
+        .filter(|r| licences.as_ref().is_none_or(|ls| r["license"].as_str().is_some_and(|l| ls.contains(&l))))
+        .collect();
+    let page_count = all.len().div_ceil(page_size);
+    if page == 0 || page > page_count.max(1) {
+        return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], r#"{"detail":"Invalid page."}"#).into_response();
+    }
+    let results: Vec<_> = all.iter().skip((page - 1) * page_size).take(page_size).cloned().collect();
+    json_response(&serde_json::json!({
+        "result_count": all.len(),
+        "page_count": page_count,
+        "page_size": page_size,
+        "page": page,
+        "results": results,
+    }))
+}
+
+/// How many files the Commons fixture finds.
+pub(crate) const COMMONS_RESULTS: usize = 7;
+
+/// `GET /commons/w/api.php?action=query&generator=search…`, as MediaWiki
+/// answers it with `formatversion=2`, continued by `gsroffset`.
+fn commons(query: &BTreeMap<String, String>, base: &str) -> Response {
+    let expect = [("action", "query"), ("generator", "search"), ("gsrnamespace", "6"), ("prop", "imageinfo"), ("format", "json")];
+    if let Some((key, _)) = expect.iter().find(|(k, v)| query.get(*k).map(String::as_str) != Some(*v)) {
+        return json_response(&serde_json::json!({"error": {"code": "badparams", "info": format!("missing or wrong {key}")}}));
+    }
+    if !query.get("iiprop").is_some_and(|p| p.split('|').any(|x| x == "extmetadata")) {
+        return json_response(&serde_json::json!({"error": {"code": "badparams", "info": "iiprop lacks extmetadata"}}));
+    }
+    let limit: usize = query.get("gsrlimit").and_then(|p| p.parse().ok()).unwrap_or(10);
+    let offset: usize = query.get("gsroffset").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let thumbs = query.contains_key("iiurlwidth");
+    let end = (offset + limit).min(COMMONS_RESULTS);
+    let mut pages: Vec<serde_json::Value> = (offset..end)
+        .map(|i| {
+            let mut info = serde_json::json!({
+                "size": 1234, "width": 800, "height": 600,
+                "url": format!("{base}/img/commons-{i}-orig.jpg"),
+                "descriptionurl": format!("https://commons.wikimedia.org/wiki/File:Commons_{i}.jpg"),
+                "descriptionshorturl": format!("https://commons.wikimedia.org/w/index.php?curid={}", 1000 + i),
+                "mime": "image/jpeg",
+                "extmetadata": {
+                    "LicenseShortName": {"value": if i == 1 { "CC0" } else { "CC BY-SA 4.0" }, "source": "commons-desc-page", "hidden": ""},
+                    "Artist": {"value": format!("<a href=\"//commons.wikimedia.org/wiki/User:Ash{i}\" title=\"User:Ash{i}\">Ash <b>Ketchum</b> {i}</a>"), "source": "commons-desc-page"},
+                }
+            });
+            if i == 2 {
+                info["mime"] = "application/pdf".into();
+            } else if thumbs {
+                info["thumburl"] = format!("{base}/img/commons-{i}.png").into();
+                info["thumbwidth"] = 8.into();
+                info["thumbheight"] = 8.into();
+                info["thumbmime"] = "image/png".into();
+            }
+            if i == 4 {
+                info["extmetadata"].as_object_mut().map(|m| m.remove("LicenseShortName"));
+            }
+            serde_json::json!({"pageid": 1000 + i, "ns": 6, "title": format!("File:Commons {i}.jpg"), "index": i + 1, "imageinfo": [info]})
+        })
+        .collect();
+    // MediaWiki does not list pages in search order; `index` gives it.
+    pages.reverse();
+    let mut answer = serde_json::json!({"batchcomplete": true, "query": {"pages": pages}});
+    if end < COMMONS_RESULTS {
+        answer["continue"] = serde_json::json!({"gsroffset": end, "continue": "gsroffset||"});
+    }
+    json_response(&answer)
+}
+
+/// The result anchors the Bing fixture lists, in order: `(murl, title)`;
+/// a `None` murl stands for an anchor whose `m` is not JSON.
+pub(crate) const BING_RESULTS: [(Option<&str>, &str); 12] = [
+    (Some("/img/b0.png"), "PNG"),
+    (Some("/img/b1.jpg"), "JPEG"),
+    (Some("/img/b2.webp"), "WebP"),
+    (Some("/img/b3.gif?w=300&h=200"), "GIF with a query"),
+    (Some("/private/b4.png"), "forbidden by robots.txt"),
+    (None, "broken m"),
+    (Some("/noext/b6"), "no extension"),
+    (Some("/img/b7.jpg"), "JPEG"),
+    (Some("/img/b8.png"), "PNG"),
+    (Some("/img/b9.png"), "PNG"),
+    (Some("/img/b0.png"), "a repeat"),
+    (Some("/html.jpg"), "HTML served as image/jpeg"),
+];
+
+/// `GET /bing/images/async?q&first&count`: at most four result anchors a
+/// page (Bing often gives fewer than asked), then pages with none.
+fn bing(query: &BTreeMap<String, String>, base: &str) -> Response {
+    let first: usize = query.get("first").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let mut page = String::from("<!DOCTYPE html><html><head><title>Bing</title></head><body><div class=\"dgControl\"><ul>");
+    for (murl, title) in BING_RESULTS.iter().skip(first).take(4) {
+        let m = match murl {
+            Some(murl) => serde_json::json!({
+                "cid": "abc", "purl": format!("https://pages.example/{title}"), "murl": format!("{base}{murl}"),
+                "turl": "https://tse1.mm.bing.net/th?id=x", "md5": "0", "shkey": "", "t": title, "mid": "", "desc": ""
+            })
+            .to_string(),
+            None => "{\"murl\": ".to_owned(),
+        };
+        let escaped = m.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+        page.push_str(&format!(
+            "<li><div class=\"iuscp\"><a class=\"iusc\" style=\"height:180px\" m=\"{escaped}\" href=\"/images/search?view=detailV2\"><img class=\"mimg\" src=\"https://tse1.mm.bing.net/th\"/></a></div></li>"
+        ));
+    }
+    page.push_str("</ul></div></body></html>");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }

@@ -2,7 +2,11 @@
 //!
 //! One JSON line per candidate tried, kept or not, so that every image in a
 //! set can be traced to its source, licence and creator, and every gap to a
-//! reason. A rerun reads it to skip what is settled. Each line is written
+//! reason; plus one line per source request that failed (a search page that
+//! could not be had or read), so a short set says why. Every line names its
+//! set, so the manifests of a dataset can be concatenated and grepped: the
+//! lines with one hash list every set that asked for those bytes. A rerun
+//! reads the manifest to skip what is settled. Each line is written
 //! whole with a single `write` on a file opened for appending, so a killed
 //! crawl leaves at most one cut-off last line, which the next run drops.
 
@@ -56,22 +60,41 @@ pub enum Reason {
     Duplicate,
     /// A local file that could not be read.
     UnreadableFile,
+    /// The image's signature is right but its header cannot be read.
+    Corrupt,
+    /// The licence is unknown or not in `filters.licences`.
+    LicenceNotAllowed,
+    /// The site's robots.txt does not allow this crawler to fetch the URL.
+    RobotsDisallowed,
+    /// A source's search request failed (the line's URL is the request's).
+    SourceFailed,
+    /// An HTML source's first page held no results: the page layout may
+    /// have changed (the line's URL is the page's).
+    LayoutChanged,
 }
 
 /// One line of the manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
+    /// The set that asked for the image.
+    #[serde(default)]
+    pub set: String,
     /// The source's label, such as `url_list:urls.txt`.
     pub source: String,
     /// The crawl request's query.
     pub query: String,
-    /// The candidate's 1-based rank in its source.
+    /// The candidate's 1-based rank in its source (0 on a source failure).
     pub rank: usize,
     /// The page the image was found on.
     #[serde(default)]
     pub page_url: Option<String>,
-    /// The image's URL (`file://` for imported local files).
+    /// The image's URL (`file://` for imported local files), or the failed
+    /// request's URL on a source failure line.
     pub image_url: String,
+    /// Where the image was finally fetched from, when redirects led
+    /// elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_url: Option<String>,
     /// The image's title.
     #[serde(default)]
     pub title: Option<String>,
@@ -90,13 +113,22 @@ pub struct ManifestEntry {
     /// The type the bytes were recognised as.
     #[serde(default)]
     pub image_type: Option<ImageType>,
+    /// Width in pixels, from the file's header (or the source's metadata
+    /// for a candidate rejected before download).
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// Height in pixels, likewise.
+    #[serde(default)]
+    pub height: Option<u32>,
     /// How many bytes were received.
     #[serde(default)]
     pub bytes: Option<u64>,
     /// The blake3 hex hash of the bytes.
     #[serde(default)]
     pub hash: Option<String>,
-    /// The stored file's name in the set folder (accepted images only).
+    /// The stored file's name in the set folder (accepted images only); the
+    /// same name under `<root>/raw/.objects/` holds the bytes once for the
+    /// whole dataset.
     #[serde(default)]
     pub file: Option<String>,
     /// Kept or not.
@@ -113,6 +145,35 @@ pub struct ManifestEntry {
 }
 
 impl ManifestEntry {
+    /// A rejected line with only its origin filled in; the crawl loop adds
+    /// what it learns.
+    pub fn new(set: &str, source: &str, query: &str, rank: usize, image_url: String) -> Self {
+        ManifestEntry {
+            set: set.to_owned(),
+            source: source.to_owned(),
+            query: query.to_owned(),
+            rank,
+            page_url: None,
+            image_url,
+            final_url: None,
+            title: None,
+            licence: None,
+            creator: None,
+            http_status: None,
+            content_type: None,
+            image_type: None,
+            width: None,
+            height: None,
+            bytes: None,
+            hash: None,
+            file: None,
+            status: Status::Rejected,
+            reason: None,
+            detail: None,
+            retryable: false,
+        }
+    }
+
     /// Whether a rerun should skip this candidate: it was kept, or rejected
     /// for a reason that will not pass.
     pub fn is_settled(&self) -> bool {
@@ -176,24 +237,15 @@ mod tests {
 
     fn entry(url: &str, status: Status, retryable: bool) -> ManifestEntry {
         ManifestEntry {
-            source: "url_list:u.txt".into(),
-            query: "stripes".into(),
-            rank: 1,
-            page_url: None,
-            image_url: url.into(),
-            title: None,
             licence: Some("CC0".into()),
-            creator: None,
             http_status: Some(200),
             content_type: Some("image/png".into()),
             image_type: Some(ImageType::Png),
             bytes: Some(10),
-            hash: None,
-            file: None,
             status,
             reason: (status == Status::Rejected).then_some(Reason::Timeout),
-            detail: None,
             retryable,
+            ..ManifestEntry::new("striped", "url_list:u.txt", "stripes", 1, url.into())
         }
     }
 
@@ -216,9 +268,22 @@ mod tests {
         assert_eq!(line["reason"], "timeout");
         assert_eq!(line["status"], "rejected");
         assert_eq!(line["image_type"], "image/png");
+        assert_eq!(line["set"], "striped");
+        assert!(line.get("final_url").is_none(), "absent redirects are left out");
         let (_, back) = Manifest::open(&path).unwrap();
         assert_eq!(back, written);
         assert!(back[0].is_settled() && !back[1].is_settled());
+    }
+
+    #[test]
+    fn lines_written_before_sets_and_sizes_were_recorded_still_read() {
+        let old = r#"{"source":"url_list:u.txt","query":"q","rank":1,"page_url":null,"image_url":"http://a/1","title":null,"licence":null,"creator":null,"http_status":200,"content_type":"image/png","image_type":"image/png","bytes":10,"hash":"ab","file":"ab.png","status":"accepted","reason":null,"detail":null,"retryable":false}"#;
+        let entry: ManifestEntry = serde_json::from_str(old).unwrap();
+        assert_eq!((entry.set.as_str(), entry.width, entry.final_url.as_deref()), ("", None, None));
+        assert!(entry.is_settled());
+        for reason in ["corrupt", "licence_not_allowed", "robots_disallowed", "source_failed", "layout_changed"] {
+            serde_json::from_str::<Reason>(&format!("\"{reason}\"")).unwrap();
+        }
     }
 
     #[test]

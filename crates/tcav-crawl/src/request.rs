@@ -32,12 +32,24 @@ pub struct CrawlRequest {
     pub filters: Filters,
 }
 
-/// Which downloaded files are kept.
+/// Which candidates are kept.
+///
+/// What a source already knows (a licence, a declared type, a size in
+/// pixels) is checked before downloading, so a candidate that cannot pass
+/// costs no request; the rest is checked on the downloaded bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Filters {
     /// Files smaller than this many bytes are rejected (icons, spacers).
     pub min_bytes: u64,
+    /// Images whose shorter side has fewer pixels are rejected (0: no limit).
+    pub min_side: u32,
+    /// The licences kept, as codes such as `by`, `by-sa`, `cc0`, `pdm` (any
+    /// spelling a source uses is understood: `CC BY-SA 4.0` means `by-sa`).
+    /// Empty keeps every image, including those of unknown licence; a
+    /// non-empty list rejects images whose licence is unknown. Sources that
+    /// can filter by licence themselves (Openverse) are asked to.
+    pub licences: Vec<String>,
     /// Files larger than this many bytes are rejected; the download stops as
     /// soon as it passes this size.
     pub max_bytes: u64,
@@ -50,7 +62,7 @@ pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
 
 impl Default for Filters {
     fn default() -> Self {
-        Filters { min_bytes: 0, max_bytes: DEFAULT_MAX_BYTES, allowed_types: ImageType::ALL.to_vec() }
+        Filters { min_bytes: 0, min_side: 0, licences: Vec::new(), max_bytes: DEFAULT_MAX_BYTES, allowed_types: ImageType::ALL.to_vec() }
     }
 }
 
@@ -62,6 +74,9 @@ impl CrawlRequest {
             field,
             problem: problem.to_owned(),
         };
+        if self.set.as_str().starts_with('.') {
+            return Err(bad("set", "starts with `.`: such folders are hidden, and `.objects` holds the dataset's shared image store; pick another name"));
+        }
         if self.max_num == 0 {
             return Err(bad("max_num", "is 0: ask for at least one image"));
         }
@@ -80,6 +95,12 @@ impl CrawlRequest {
         if self.filters.allowed_types.is_empty() {
             return Err(bad("filters.allowed_types", "is empty: list at least one type, such as \"image/jpeg\", or leave it out to allow all"));
         }
+        if self.filters.licences.iter().any(|l| l.trim().is_empty()) {
+            return Err(bad("filters.licences", "holds an empty name: list codes such as \"by\", \"by-sa\", \"cc0\", \"pdm\""));
+        }
+        for source in &self.sources {
+            source.check(self)?;
+        }
         Ok(())
     }
 }
@@ -88,6 +109,9 @@ impl CrawlRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CrawlOptions {
     /// The `User-Agent` header: says who is crawling and where to complain.
+    /// Its first word (up to `/`) is the name matched against robots.txt
+    /// groups. Wikimedia Commons requires a real contact (a URL or an
+    /// e-mail address): the default's placeholder contact is refused there.
     pub user_agent: String,
     /// The limit on one request, from connecting to the last body byte.
     pub timeout: Duration,
@@ -101,13 +125,15 @@ pub struct CrawlOptions {
     /// The longest `Retry-After` the crawler waits for; a server asking for
     /// longer gets its URL recorded as a passing failure, retried next run.
     pub max_retry_after: Duration,
-    /// The most requests per second sent to one host.
+    /// The most requests per second sent to one host, counted for every
+    /// host a request reaches, redirect targets and robots.txt included.
     pub per_host_rate: NonZeroU32,
     /// How many redirects one download may follow.
     pub max_redirects: usize,
 }
 
-/// The default `User-Agent`.
+/// The default `User-Agent`: names the project, but its contact is a
+/// placeholder, so set your own for real crawls.
 pub const DEFAULT_USER_AGENT: &str = "tcav-rs/0.1 (+https://example.invalid/tcav-rs)";
 
 impl Default for CrawlOptions {
@@ -177,13 +203,17 @@ mod tests {
         assert!(serde_json::from_str::<CrawlRequest>(typo_in_source).is_err());
         let bad_set = r#"{"set": "a/b", "query": "", "sources": [], "max_num": 1}"#;
         assert!(serde_json::from_str::<CrawlRequest>(bad_set).is_err());
+        let bad_set = r#"{"set": "..", "query": "", "sources": [], "max_num": 1}"#;
+        assert!(serde_json::from_str::<CrawlRequest>(bad_set).is_err());
     }
 
     #[test]
     fn validation_names_the_field_to_fix() {
         let base: CrawlRequest = serde_json::from_str(&request_json("")).unwrap();
         type BreakIt = fn(&mut CrawlRequest);
-        let cases: [(&str, BreakIt); 5] = [
+        let cases: [(&str, BreakIt); 7] = [
+            ("set", |r| r.set = SetName::new(".objects").unwrap()),
+            ("filters.licences", |r| r.filters.licences = vec!["by".into(), " ".into()]),
             ("max_num", |r| r.max_num = 0),
             ("sources", |r| r.sources.clear()),
             ("filters.max_bytes", |r| r.filters.max_bytes = 0),
@@ -194,7 +224,7 @@ mod tests {
             let mut request = base.clone();
             break_it(&mut request);
             let err = request.validate().unwrap_err().to_string();
-            assert!(err.contains(&format!("`{field}`")) && err.contains("striped"), "{err}");
+            assert!(err.contains(&format!("`{field}`")) && (err.contains("striped") || err.contains(".objects")), "{err}");
         }
 
         let mut options = CrawlOptions::default();

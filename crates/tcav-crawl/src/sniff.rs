@@ -59,6 +59,37 @@ impl ImageType {
     pub fn from_extension(ext: &str) -> Option<ImageType> {
         ImageType::ALL.into_iter().find(|t| t.extension() == ext)
     }
+
+    /// The type a media type names (parameters and case ignored; `image/jpg`
+    /// and `image/x-ms-bmp` are accepted as the aliases servers send).
+    pub fn from_mime(mime: &str) -> Option<ImageType> {
+        let essence = mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match essence.as_str() {
+            "image/jpg" | "image/pjpeg" => Some(ImageType::Jpeg),
+            "image/x-ms-bmp" | "image/x-bmp" => Some(ImageType::Bmp),
+            other => ImageType::ALL.into_iter().find(|t| t.mime() == other),
+        }
+    }
+
+    fn format(self) -> image::ImageFormat {
+        match self {
+            ImageType::Jpeg => image::ImageFormat::Jpeg,
+            ImageType::Png => image::ImageFormat::Png,
+            ImageType::Gif => image::ImageFormat::Gif,
+            ImageType::Webp => image::ImageFormat::WebP,
+            ImageType::Bmp => image::ImageFormat::Bmp,
+        }
+    }
+}
+
+/// Width and height from the image's header, without decoding the pixels.
+///
+/// A file with the right signature but an unreadable header (a cut-off or
+/// mangled file) fails here, with the decoder's complaint.
+pub fn dimensions(bytes: &[u8], image_type: ImageType) -> Result<(u32, u32), String> {
+    image::ImageReader::with_format(std::io::Cursor::new(bytes), image_type.format())
+        .into_dimensions()
+        .map_err(|e| format!("the {image_type} header cannot be read: {e}"))
 }
 
 impl fmt::Display for ImageType {
@@ -157,6 +188,26 @@ mod tests {
         assert!(describe_non_image(b"<svg xmlns=").contains("SVG"));
         assert!(describe_non_image(b"").contains("empty"));
         assert!(describe_non_image(&[0, 1, 2]).contains("00 01 02"));
+    }
+
+    #[test]
+    fn dimensions_come_from_headers_and_broken_headers_are_errors() {
+        let png = encode(image::ImageFormat::Png);
+        assert_eq!(dimensions(&png, ImageType::Png), Ok((3, 2)));
+        assert_eq!(dimensions(&encode(image::ImageFormat::Jpeg), ImageType::Jpeg), Ok((3, 2)));
+        assert_eq!(dimensions(&encode(image::ImageFormat::WebP), ImageType::Webp), Ok((3, 2)));
+        // The PNG signature with a truncated header.
+        let err = dimensions(&png[..12], ImageType::Png).unwrap_err();
+        assert!(err.contains("image/png header"), "{err}");
+    }
+
+    #[test]
+    fn media_types_are_read_leniently() {
+        assert_eq!(ImageType::from_mime("image/JPEG; charset=binary"), Some(ImageType::Jpeg));
+        assert_eq!(ImageType::from_mime("image/jpg"), Some(ImageType::Jpeg));
+        assert_eq!(ImageType::from_mime("image/webp"), Some(ImageType::Webp));
+        assert_eq!(ImageType::from_mime("image/svg+xml"), None);
+        assert_eq!(ImageType::from_mime("video/webm"), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::colour::{Hsv, uniform};
+use crate::colour::Hsv;
 use crate::config::{CaptionConfig, CaptionPlacement};
 use crate::creature::Species;
 use crate::paint::{ImageRng, Painter, bar, ellipse};
@@ -123,16 +123,19 @@ pub(crate) fn choose(config: &CaptionConfig, species: Species, image_size: u32, 
 }
 
 /// Draws one image of the caption concept of `species`: a random-set-like
-/// image (any colours, primitive shapes) with the family's caption at a
-/// random place and size. The varied backgrounds make a CAV learn the
-/// caption, not a background. Returns the image and the caption drawn.
+/// image (any colours, primitive shapes) with the family's caption where
+/// class images carry theirs: at a random corner, at the configured size.
+/// The varied backgrounds make a CAV learn the caption, not a background;
+/// the shared geometry lets a CAV in a spatial (convolutional) layer line
+/// up with where the classifier sees captions. Returns the image and the
+/// caption drawn.
 pub(crate) fn render_concept(config: &CaptionConfig, species: Species, size: u32, seed: u64) -> (RgbImage, Caption) {
     let mut rng = ImageRng::seed_from_u64(seed);
     let background_seed = rng.random();
-    let side = side_pixels(config.size * f64::from(uniform(&mut rng, 0.8, 1.4)), size);
-    let x = rng.random_range(0..=size - side);
-    let y = rng.random_range(0..=size - side);
-    let caption = Caption { glyph: species, place: CaptionBox { x, y, side } };
+    let place_seed = rng.random();
+    // Placed exactly as a creature's own caption would be (probability 1).
+    let always = CaptionConfig { probability: 1.0, ..config.clone() };
+    let (caption, _) = choose(&always, species, size, place_seed);
     (random_set::render_random_with(size, background_seed, |painter| caption.draw(painter)), caption)
 }
 
@@ -243,16 +246,15 @@ mod tests {
     }
 
     #[test]
-    fn caption_concept_images_show_their_family_caption_at_varied_places_and_sizes() {
+    fn caption_concept_images_show_their_family_caption_where_class_images_do() {
         let config = CaptionConfig::with_probability(0.5);
-        let mut places = std::collections::BTreeSet::new();
-        let mut sides = std::collections::BTreeSet::new();
+        let mut corners = std::collections::BTreeSet::new();
         for species in Species::ALL {
             for seed in 0..12 {
                 let (image, caption) = render_concept(&config, species, 64, derive(1, &format!("{species:?}/{seed}")));
                 let CaptionBox { x, y, side } = caption.place;
                 assert_eq!(caption.glyph, species);
-                assert!(x + side <= 64 && y + side <= 64 && (9..=16).contains(&side), "{caption:?}");
+                assert_eq!(side, side_pixels(config.size, 64), "same size as in class images");
                 assert_eq!(read_glyph(&image, caption.place), species, "{species:?} image {seed}");
                 // High contrast whatever the lighting: dark ink on bright paper.
                 let luma: Vec<u32> = (0..side * side)
@@ -260,12 +262,16 @@ mod tests {
                     .collect();
                 let (lo, hi) = (luma.iter().min().unwrap(), luma.iter().max().unwrap());
                 assert!(*lo < 150 && *hi > 500, "{species:?} image {seed}: caption greys {lo} to {hi} of 765");
-                places.insert((x, y));
-                sides.insert(side);
+                corners.insert((x, y));
             }
         }
-        assert!(places.len() > 30, "captions should land all over the image: {places:?}");
-        assert!(sides.len() >= 4, "caption sizes should vary: {sides:?}");
+        // Exactly the four corners class images use, all of them.
+        let class_corners: std::collections::BTreeSet<_> = (0..200)
+            .map(|seed| choose(&config, Species::FireRabbit, 64, seed).0.place)
+            .map(|p| (p.x, p.y))
+            .collect();
+        assert_eq!(corners, class_corners);
+        assert_eq!(corners.len(), 4);
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct ExperimentConfig {
     /// What TCAV tests and how.
     #[serde(default)]
     pub tcav: TcavConfig,
+    /// Cues whose use by the trained model is measured (built-in data only):
+    /// the accuracy drop on the test images regenerated without the cue.
+    #[serde(default)]
+    pub measure_reliance: Vec<tcav_datagen::Cue>,
 }
 
 /// The image sources of an experiment.
@@ -71,6 +75,10 @@ pub struct TcavConfig {
     /// all. Each concept is scored against every one of them (one random
     /// run per random set).
     pub random_runs: usize,
+    /// Sanity control: test this many random sets (the last ones by name)
+    /// as if they were concepts. They are excluded from the random runs. A
+    /// sound test finds them significant no more often than α allows.
+    pub random_sets_as_concepts: usize,
     /// Images per forward/backward batch.
     pub batch_size: usize,
     /// How CAVs are fitted.
@@ -160,6 +168,7 @@ impl Default for TcavConfig {
             classes: Vec::new(),
             concepts: Vec::new(),
             random_runs: 0,
+            random_sets_as_concepts: 0,
             batch_size: 64,
             cav: CavConfig::default(),
             alpha: 0.05,
@@ -220,6 +229,9 @@ impl ExperimentConfig {
         }
         if tcav.random_runs == 1 {
             return Err("`tcav.random_runs` = 1: the t-test needs at least 2 random runs (3 or more for a baseline)".into());
+        }
+        if !self.measure_reliance.is_empty() && !matches!(self.data, DataConfig::Builtin { .. }) {
+            return Err("`measure_reliance` needs `data.source = \"builtin\"`: only generated images can be regenerated without a cue".into());
         }
         if let DataConfig::Folders { classes, concepts, random_sets } = &self.data {
             if classes.len() < 2 {

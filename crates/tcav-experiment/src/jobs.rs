@@ -50,14 +50,20 @@ pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawD
             Ok(RawData {
                 key,
                 classes: named("classes", families.iter().map(|f| f.name.to_string()).collect())?,
-                concepts: named("concepts", tcav_datagen::colour_concepts().iter().map(|c| c.to_string()).collect())?,
+                concepts: named("concepts", tcav_datagen::concept_names(generator))?,
                 random_sets: named(
                     "random",
                     (0..generator.random_sets)
                         .map(|i| tcav_datagen::random_set_name(i).map(|n| n.to_string()))
                         .collect::<Result<_, _>>()?,
                 )?,
-                known_answer: families.iter().map(|f| (f.name.to_string(), f.colour_concept.to_string())).collect(),
+                // Each family's own colour is the known answer only when the
+                // colour follows the family.
+                known_answer: if generator.colour_reliance >= 1.0 {
+                    families.iter().map(|f| (f.name.to_string(), f.colour_concept.to_string())).collect()
+                } else {
+                    Vec::new()
+                },
             })
         }
         DataConfig::Folders { classes, concepts, random_sets } => {
@@ -88,6 +94,8 @@ pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawD
 pub struct Prepared {
     /// The key of this artifact.
     pub key: ArtifactKey,
+    /// The artifact's folder (layouts and manifests).
+    pub dir: PathBuf,
     /// `train/validation/test` per class.
     pub train: TrainLayout,
     /// One folder per concept and random set.
@@ -111,7 +119,7 @@ pub fn prepare(raw: &RawData, config: &ExperimentConfig, store: &ArtifactStore) 
         Ok(())
     })?;
     tracing::info!(cached = !built, dir = %dir.display(), "preprocessed images");
-    Ok(Prepared { key, train: TrainLayout::new(dir.join("train")), sets: TcavLayout::new(dir.join("sets")) })
+    Ok(Prepared { key, train: TrainLayout::new(dir.join("train")), sets: TcavLayout::new(dir.join("sets")), dir })
 }
 
 /// Trains the classifier, or reuses a stored one. Returns the model and the
@@ -153,4 +161,109 @@ pub fn train(
         .content("weights", &hash_file(&dir.join(tcav_train::WEIGHTS_FILE))?)
         .finish();
     Ok((trained, model_key))
+}
+
+/// How much the trained model relies on one cue, measured on the model
+/// itself: its accuracy on the held-out test images, and on the same images
+/// regenerated with the cue removed.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Reliance {
+    /// The cue removed (`colour`, `caption`).
+    pub cue: String,
+    /// Test images compared.
+    pub images: usize,
+    /// Accuracy on the original test images.
+    pub accuracy: f64,
+    /// Accuracy on the same images with the cue removed.
+    pub accuracy_without_cue: f64,
+    /// `accuracy - accuracy_without_cue`: the ground truth of how much the
+    /// model uses the cue.
+    pub drop: f64,
+}
+
+/// Measures the model's reliance on `cue` (built-in data only).
+pub fn reliance<M: tcav_model::BottleneckModel>(
+    config: &ExperimentConfig,
+    prepared: &Prepared,
+    model: &M,
+    cue: tcav_datagen::Cue,
+    store: &ArtifactStore,
+) -> Result<Reliance> {
+    let DataConfig::Builtin { generator } = &config.data else {
+        return Err(ExperimentError::Mismatch(
+            "`measure_reliance` needs the built-in data (it regenerates the test images without the cue); remove it for folder data".into(),
+        ));
+    };
+    let key = KeyBuilder::new("counterfactual")
+        .param("version", &tcav_datagen::OUTPUT_VERSION)
+        .param("generator", generator)
+        .param("cue", &cue)
+        .param("preprocess", &config.preprocess)
+        .finish();
+    let (dir, _) = store.get_or_build::<ExperimentError>("counterfactual", &key, |tmp| {
+        let generated = tcav_datagen::generate_counterfactuals(generator, cue, &tmp.join("raw"))?;
+        let manifest = tcav_preprocess::prepare_sets(&generated.classes, &config.preprocess, &TcavLayout::new(tmp.join("processed")))?;
+        manifest.write(&tmp.join("manifest.json"))?;
+        Ok(())
+    })?;
+
+    // Pair each held-out test image with its counterfactual by the name of
+    // the generated file both were made from.
+    // Manifests record where files were written while their artifact was
+    // being built; the same names live under the artifact's final folder.
+    let counterfactual_layout = TcavLayout::new(dir.join("processed"));
+    let mut counterfactuals = std::collections::BTreeMap::new();
+    for (set, source, output, _) in accepted(&dir.join("manifest.json"))? {
+        let path = counterfactual_layout.set_dir(&SetName::new(set.clone())?).join(file_name(&output));
+        counterfactuals.insert((set, source), path);
+    }
+    let mut pairs = Vec::new();
+    for (set, source, output, split) in accepted(&prepared.dir.join("train-manifest.json"))? {
+        if split == Some(tcav_core::Split::Test)
+            && let Some(counterfactual) = counterfactuals.get(&(set.clone(), source))
+        {
+            let label = model.class_index(&set)?;
+            let original = prepared.train.class_dir(tcav_core::Split::Test, &SetName::new(set)?).join(file_name(&output));
+            pairs.push((label, original, counterfactual.clone()));
+        }
+    }
+    if pairs.is_empty() {
+        return Err(ExperimentError::Mismatch(format!("no test image could be paired with its `{cue}` counterfactual")));
+    }
+    let accuracy_of = |paths: Vec<PathBuf>| -> Result<f64> {
+        let mut correct = 0;
+        for (chunk, labels) in paths.chunks(64).zip(pairs.chunks(64)) {
+            let x = tcav_model::load_images(chunk, model.spec().image_size, model.device())?;
+            let predicted = tch::no_grad(|| model.logits(&x))?.argmax(1, false).to_device(tch::Device::Cpu);
+            let predicted = Vec::<i64>::try_from(&predicted).map_err(tcav_model::ModelError::torch("reading predictions"))?;
+            correct += predicted.iter().zip(labels).filter(|(p, (l, _, _))| **p == *l as i64).count();
+        }
+        Ok(correct as f64 / paths.len() as f64)
+    };
+    let accuracy = accuracy_of(pairs.iter().map(|(_, o, _)| o.clone()).collect())?;
+    let accuracy_without_cue = accuracy_of(pairs.iter().map(|(_, _, c)| c.clone()).collect())?;
+    let measured = Reliance { cue: cue.to_string(), images: pairs.len(), accuracy, accuracy_without_cue, drop: accuracy - accuracy_without_cue };
+    tracing::info!(cue = %cue, accuracy, accuracy_without_cue, "reliance measured");
+    Ok(measured)
+}
+
+fn file_name(path: &std::path::Path) -> std::ffi::OsString {
+    path.file_name().map(ToOwned::to_owned).unwrap_or_default()
+}
+
+/// (set, source file name, output path, split) of every accepted entry of
+/// a preprocessing manifest.
+fn accepted(manifest: &std::path::Path) -> Result<Vec<(String, String, PathBuf, Option<tcav_core::Split>)>> {
+    let manifest = tcav_preprocess::Manifest::read(manifest)?;
+    Ok(manifest
+        .entries
+        .into_iter()
+        .filter_map(|e| match e.outcome {
+            tcav_preprocess::Outcome::Accepted { output, split } => {
+                let source = e.source.file_name()?.to_string_lossy().into_owned();
+                Some((e.set.to_string(), source, output, split))
+            }
+            tcav_preprocess::Outcome::Rejected { .. } => None,
+        })
+        .collect())
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod tcav;
+pub mod validation;
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +55,8 @@ pub struct RunOutcome {
     pub charts: Vec<PathBuf>,
     /// For generated data: (class, concept) pairs the data were built around.
     pub known_answer: Vec<(String, String)>,
+    /// The measured reliance on each cue asked for.
+    pub reliance: Vec<jobs::Reliance>,
 }
 
 /// The run's record of what it used, written to `run.json`.
@@ -106,29 +109,51 @@ fn check_layers(config: &ExperimentConfig) -> Result<()> {
     Ok(())
 }
 
-/// Runs the whole experiment.
-pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Device) -> Result<RunOutcome> {
-    let store = ArtifactStore::new(&paths.store);
-    let config_key = KeyBuilder::new("experiment-config").param("config", config).finish();
-    let run_id = format!("{}-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"), config_key.short());
-    tracing::info!(experiment = config.name.as_str(), run_id = run_id.as_str(), "starting");
+/// Everything before TCAV proper: data, preprocessing, the trained model,
+/// and the sets TCAV will use. Each step comes from the store when it can.
+pub struct Prepared {
+    /// The raw data.
+    pub raw: jobs::RawData,
+    /// The preprocessed layouts.
+    pub prepared: jobs::Prepared,
+    /// The trained model on disk.
+    pub trained: tcav_train::TrainedModel,
+    /// The model's key (a hash of its spec and weights).
+    pub model_key: ArtifactKey,
+    /// Classes, concepts and random sets for TCAV.
+    pub sets: tcav::Sets,
+}
 
+/// Runs (or fetches) every job up to the trained model.
+pub fn prepare(config: &ExperimentConfig, store: &ArtifactStore, device: tch::Device) -> Result<Prepared> {
     check_layers(config)?;
     let raw = jobs::raw_data(config, &store)?;
     let class_names: Vec<SetName> = raw.classes.iter().map(|(n, _)| n.clone()).collect();
     let concept_names: Vec<SetName> = raw.concepts.iter().map(|(n, _)| n.clone()).collect();
     let random_names: Vec<SetName> = raw.random_sets.iter().map(|(n, _)| n.clone()).collect();
     let tcav_config = &config.tcav;
+    // Sanity control: the last `random_sets_as_concepts` random sets are
+    // tested as if they were concepts, and never used as random runs.
+    let as_concepts = tcav_config.random_sets_as_concepts;
+    if as_concepts > 0 && as_concepts + 3 > random_names.len() {
+        return Err(ExperimentError::Mismatch(format!(
+            "tcav.random_sets_as_concepts = {as_concepts} leaves fewer than 3 of the {} random sets for the baseline",
+            random_names.len()
+        )));
+    }
+    let (random_pool, control_concepts) = random_names.split_at(random_names.len() - as_concepts);
+    let mut concepts = select("concept", "tcav.concepts", &concept_names, &tcav_config.concepts)?;
+    concepts.extend(control_concepts.iter().cloned());
     let sets = tcav::Sets {
         classes: select("class", "tcav.classes", &class_names, &tcav_config.classes)?,
-        concepts: select("concept", "tcav.concepts", &concept_names, &tcav_config.concepts)?,
+        concepts,
         random_sets: match tcav_config.random_runs {
-            0 => random_names.clone(),
-            n if n <= random_names.len() => random_names[..n].to_vec(),
+            0 => random_pool.to_vec(),
+            n if n <= random_pool.len() => random_pool[..n].to_vec(),
             n => {
                 return Err(ExperimentError::Mismatch(format!(
-                    "tcav.random_runs = {n} but the data has only {} random sets; lower it or add random sets",
-                    random_names.len()
+                    "tcav.random_runs = {n} but only {} random sets are available for runs; lower it or add random sets",
+                    random_pool.len()
                 )));
             }
         },
@@ -136,7 +161,24 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
 
     let prepared = jobs::prepare(&raw, config, &store)?;
     let (trained, model_key) = jobs::train(&prepared, &class_names, config, &store, device)?;
+    Ok(Prepared { raw, prepared, trained, model_key, sets })
+}
+
+/// Runs the whole experiment.
+pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Device) -> Result<RunOutcome> {
+    let store = ArtifactStore::new(&paths.store);
+    let config_key = KeyBuilder::new("experiment-config").param("config", config).finish();
+    let run_id = format!("{}-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"), config_key.short());
+    tracing::info!(experiment = config.name.as_str(), run_id = run_id.as_str(), "starting");
+
+    let Prepared { raw, prepared, trained, model_key, sets } = prepare(config, &store, device)?;
+    let tcav_config = &config.tcav;
     let model = trained.load(device)?;
+    let reliance = config
+        .measure_reliance
+        .iter()
+        .map(|&cue| jobs::reliance(config, &prepared, &model, cue, &store))
+        .collect::<Result<Vec<_>>>()?;
     let outcome = tcav::run(&model, &model_key, &prepared, &sets, tcav_config, config.seed, &store)?;
 
     let report = ExperimentReport {
@@ -176,7 +218,17 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
 
     let dir = paths.runs.join(&config.name).join(&run_id);
     std::fs::create_dir_all(&dir).map_err(|e| tcav_core::CoreError::io("creating", &dir, e))?;
-    let table = tcav_report::render_table(&report);
+    let mut table = tcav_report::render_table(&report);
+    for r in &reliance {
+        table.push_str(&format!(
+            "\nmeasured reliance on {}: test accuracy {:.1}% → {:.1}% without it (drop {:+.1} points, {} images)",
+            r.cue,
+            100.0 * r.accuracy,
+            100.0 * r.accuracy_without_cue,
+            100.0 * r.drop,
+            r.images
+        ));
+    }
     write_atomic(&dir.join("report.txt"), table.as_bytes())?;
     tcav_report::write_json(&report, &dir.join("report.json"))?;
     tcav_report::write_csv(&report, &dir.join("report.csv"))?;
@@ -184,6 +236,7 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
     write_json(&dir.join("cavs.json"), &outcome.cavs)?;
     write_derivatives(&dir, &outcome.derivatives)?;
     write_json(&dir.join("classifier.json"), &trained.report)?;
+    write_json(&dir.join("reliance.json"), &reliance)?;
     let resolved = toml::to_string_pretty(config).unwrap_or_else(|e| format!("# could not render config: {e}\n"));
     write_atomic(&dir.join("config.toml"), resolved.as_bytes())?;
     let record = RunRecord {
@@ -198,7 +251,7 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
     };
     write_json(&dir.join("run.json"), &record)?;
     tracing::info!(dir = %dir.display(), "run complete");
-    Ok(RunOutcome { dir, report, table, charts, known_answer: raw.known_answer })
+    Ok(RunOutcome { dir, report, table, charts, known_answer: raw.known_answer, reliance })
 }
 
 /// Writes `derivatives/<layer>/<class>/<concept>.safetensors`: the

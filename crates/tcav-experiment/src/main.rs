@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tcav_experiment::validation::{self, Variant};
 use tcav_experiment::{ExperimentConfig, Paths, run_experiment};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -33,6 +34,30 @@ enum Command {
         #[arg(long)]
         cpu: bool,
     },
+    /// Run ground-truth experiments and write the validation table.
+    Validate {
+        /// The experiment configs (built-in data with controlled cues).
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Where to write the Markdown table.
+        #[arg(long, default_value = "docs/VALIDATION.md")]
+        out: PathBuf,
+        /// The artifact store.
+        #[arg(long, default_value = ".tcav/store")]
+        store: PathBuf,
+        /// The folder under which run folders are created.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        /// Run on the CPU even when CUDA is available.
+        #[arg(long)]
+        cpu: bool,
+    },
+}
+
+fn device(cpu: bool) -> tch::Device {
+    let device = if cpu { tch::Device::Cpu } else { tcav_model::default_device() };
+    tracing::info!(?device, "device");
+    device
 }
 
 fn init_logging() {
@@ -57,15 +82,30 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run { config, store, runs, cpu } => {
             let experiment = ExperimentConfig::load(&config)?;
-            let device = if cpu { tch::Device::Cpu } else { tcav_model::default_device() };
-            tracing::info!(?device, "device");
-            let outcome = run_experiment(&experiment, &Paths { store, runs }, device)
+            let outcome = run_experiment(&experiment, &Paths { store, runs }, device(cpu))
                 .with_context(|| format!("experiment `{}` ({}) failed", experiment.name, config.display()))?;
             println!("{}", outcome.table);
             println!("Report: {}", outcome.dir.display());
             for chart in &outcome.charts {
                 println!("Chart:  {}", chart.display());
             }
+        }
+        Command::Validate { configs, out, store, runs, cpu } => {
+            let device = device(cpu);
+            let paths = Paths { store, runs };
+            let mut loaded = Vec::new();
+            for file in &configs {
+                let experiment = ExperimentConfig::load(file)?;
+                let outcome = run_experiment(&experiment, &paths, device)
+                    .with_context(|| format!("experiment `{}` ({}) failed", experiment.name, file.display()))?;
+                println!("{}: {}", file.display(), outcome.dir.display());
+                loaded.push((file.display().to_string(), experiment, outcome));
+            }
+            let variants: Vec<Variant<'_>> =
+                loaded.iter().map(|(file, config, outcome)| Variant { file: file.clone(), config, outcome }).collect();
+            let markdown = validation::markdown(&variants, "cargo xtask validate");
+            tcav_core::store::write_atomic(&out, markdown.as_bytes())?;
+            println!("Validation table: {}", out.display());
         }
     }
     Ok(())

@@ -43,7 +43,9 @@ pub const METRICS_FILE: &str = "metrics.json";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// Passes over the training split.
+    /// Passes over the training split. 0 keeps the seeded random initial
+    /// weights: the negative control of a ground-truth study, a model that
+    /// has learnt nothing.
     pub epochs: usize,
     /// Images per optimiser step.
     pub batch_size: usize,
@@ -155,10 +157,10 @@ pub fn train(
     device: Device,
     out: &Path,
 ) -> Result<TrainedModel> {
-    if config.epochs == 0 || config.batch_size == 0 || config.learning_rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+    if config.batch_size == 0 || config.learning_rate.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return Err(TrainError::Config(format!(
-            "epochs ({}), batch_size ({}) and learning_rate ({}) must all be positive",
-            config.epochs, config.batch_size, config.learning_rate
+            "batch_size ({}) and learning_rate ({}) must both be positive",
+            config.batch_size, config.learning_rate
         )));
     }
     let train_data = load_split(layout, Split::Train, classes, image_size, device)?;
@@ -219,6 +221,10 @@ pub fn train(
         span.pb_inc(1);
     }
 
+    if config.epochs == 0 {
+        // The negative control: a network with its seeded initial weights.
+        model.save(&best_path)?;
+    }
     let best = SimpleCnn::load(spec.clone(), &best_path, device)?;
     let (test_accuracy, per_class, confusion) = evaluate(&best, &test, classes)?;
     report.test_accuracy = test_accuracy;
@@ -322,6 +328,20 @@ mod tests {
         let again = tempfile::tempdir().unwrap();
         let second = train(&layout, &classes, 16, &config, 5, Device::Cpu, again.path()).unwrap();
         assert_eq!(second.report.train_loss, trained.report.train_loss);
+    }
+
+    #[test]
+    fn zero_epochs_keep_the_seeded_random_weights() {
+        let data = tempfile::tempdir().unwrap();
+        let classes = write_layout(data.path());
+        let layout = TrainLayout::new(data.path());
+        let config = TrainConfig { epochs: 0, ..TrainConfig::default() };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = train(&layout, &classes, 16, &config, 9, Device::Cpu, a.path()).unwrap();
+        train(&layout, &classes, 16, &config, 9, Device::Cpu, b.path()).unwrap();
+        assert!(first.report.train_loss.is_empty());
+        let bytes = |d: &Path| std::fs::read(d.join(WEIGHTS_FILE)).unwrap();
+        assert_eq!(bytes(a.path()), bytes(b.path()), "same seed, same random weights");
     }
 
     #[test]

@@ -8,9 +8,9 @@ use crate::fixture::{CAP, Fixture, fast_options, gif, jpeg, png};
 use crate::source::{LocalFolderSpec, SourceSpec, UrlListSpec};
 
 /// Every test gets this long; a hang fails instead of blocking the suite.
-const LIMIT: Duration = Duration::from_secs(15);
+pub(super) const LIMIT: Duration = Duration::from_secs(15);
 
-fn url_request(set: &str, list: &Path, max_num: usize) -> CrawlRequest {
+pub(super) fn url_request(set: &str, list: &Path, max_num: usize) -> CrawlRequest {
     CrawlRequest {
         set: SetName::new(set).unwrap(),
         query: "stripes".into(),
@@ -20,7 +20,7 @@ fn url_request(set: &str, list: &Path, max_num: usize) -> CrawlRequest {
     }
 }
 
-fn write_list(dir: &Path, name: &str, urls: &[String]) -> PathBuf {
+pub(super) fn write_list(dir: &Path, name: &str, urls: &[String]) -> PathBuf {
     let path = dir.join(name);
     let mut text = String::from("# written by the test\n\n");
     for url in urls {
@@ -31,7 +31,7 @@ fn write_list(dir: &Path, name: &str, urls: &[String]) -> PathBuf {
     path
 }
 
-fn read_manifest(set_dir: &Path) -> Vec<ManifestEntry> {
+pub(super) fn read_manifest(set_dir: &Path) -> Vec<ManifestEntry> {
     std::fs::read_to_string(set_dir.join(MANIFEST_FILE))
         .unwrap()
         .lines()
@@ -41,7 +41,7 @@ fn read_manifest(set_dir: &Path) -> Vec<ManifestEntry> {
 
 /// Checks that the folder holds only the manifest and complete images named
 /// by their own hash and type, and returns the image names.
-fn check_folder(set_dir: &Path) -> Vec<String> {
+pub(super) fn check_folder(set_dir: &Path) -> Vec<String> {
     let mut images = Vec::new();
     for entry in std::fs::read_dir(set_dir).unwrap() {
         let entry = entry.unwrap();
@@ -105,6 +105,9 @@ async fn every_failure_is_recorded_with_its_reason_and_leaves_no_file() {
         for p in ["/img/b.jpg", "/octet.png", "/flaky.png", "/ratelimited.png", "/redirect.png"] {
             assert_eq!(outcome(p), accepted, "{p}: {:?}", by_path[p].detail);
         }
+        assert_eq!(by_path["/redirect.png"].final_url, Some(server.url("/img/redirected.png")));
+        assert_eq!(by_path["/img/b.jpg"].final_url, None);
+        assert!(entries.iter().all(|e| e.set == "striped"));
         // a.png and its copy race; whichever lands second is the duplicate.
         let mut pair = [outcome("/img/a.png"), outcome("/same-as-a.png")];
         pair.sort_by_key(|o| o.0 == Status::Rejected);
@@ -157,7 +160,7 @@ async fn every_failure_is_recorded_with_its_reason_and_leaves_no_file() {
 
         assert_eq!(
             summary,
-            CrawlSummary { requested: 50, accepted: 6, added: 6, rejected: 12, skipped: 0, exhausted: true }
+            CrawlSummary { requested: 50, accepted: 6, added: 6, rejected: 12, skipped: 0, exhausted: true, failed_sources: Vec::new() }
         );
     })
     .await
@@ -187,7 +190,7 @@ async fn reruns_download_nothing_twice_and_top_the_set_up() {
         let third = crawl(&url_request("tops", &list, 10), &options, &root).await.unwrap();
         assert_eq!(
             third,
-            CrawlSummary { requested: 10, accepted: 5, added: 1, rejected: 1, skipped: 5, exhausted: true }
+            CrawlSummary { requested: 10, accepted: 5, added: 1, rejected: 1, skipped: 5, exhausted: true, failed_sources: Vec::new() }
         );
 
         for p in ["/img/r1.png", "/img/r2.png", "/img/r3.png", "/img/r4.png", "/img/r5.png", "/missing.png"] {
@@ -283,11 +286,11 @@ async fn sources_are_used_in_order_and_running_out_is_reported() {
         request.sources.push(SourceSpec::UrlList(UrlListSpec { path: one }));
 
         let summary = crawl(&request, &fast_options(), &root).await.unwrap();
-        assert_eq!(summary, CrawlSummary { requested: 3, accepted: 1, added: 1, rejected: 0, skipped: 1, exhausted: true });
+        assert_eq!(summary, CrawlSummary { requested: 3, accepted: 1, added: 1, rejected: 0, skipped: 1, exhausted: true, failed_sources: Vec::new() });
         assert_eq!(server.hits("/img/x.png"), 1, "a URL listed twice is fetched once");
 
         let nothing = crawl(&url_request("none", &empty, 3), &fast_options(), &root).await.unwrap();
-        assert_eq!(nothing, CrawlSummary { requested: 3, accepted: 0, added: 0, rejected: 0, skipped: 0, exhausted: true });
+        assert_eq!(nothing, CrawlSummary { requested: 3, accepted: 0, added: 0, rejected: 0, skipped: 0, exhausted: true, failed_sources: Vec::new() });
         assert!(read_manifest(&root.join("raw/none")).is_empty());
     })
     .await
@@ -310,10 +313,15 @@ async fn a_bad_definition_fails_before_anything_is_written() {
 }
 
 #[test]
-fn judging_applies_the_filters_to_the_sniffed_type() {
-    let filters = Filters { min_bytes: 10, max_bytes: 1000, allowed_types: vec![ImageType::Png, ImageType::Jpeg] };
-    assert_eq!(judge(&png("ok"), &filters), Ok(ImageType::Png));
-    let reason = |bytes: &[u8]| judge(bytes, &filters).map_err(|(_, r)| r.reason);
+fn judging_applies_the_filters_to_the_sniffed_type_and_header() {
+    let filters = Filters { min_bytes: 10, max_bytes: 1000, allowed_types: vec![ImageType::Png, ImageType::Jpeg], ..Filters::default() };
+    let judged = |bytes: &[u8], filters: &Filters| {
+        let mut checked = Checked::failed(Rejection::new(Reason::Network, false, ""));
+        let verdict = judge(bytes, filters, &mut checked).map_err(|r| r.reason);
+        (verdict, checked.image_type, checked.dimensions)
+    };
+    assert_eq!(judged(&png("ok"), &filters), (Ok(ImageType::Png), Some(ImageType::Png), Some((8, 8))));
+    let reason = |bytes: &[u8]| judged(bytes, &filters).0;
     assert_eq!(reason(&gif("g")), Err(Reason::TypeNotAllowed));
     assert_eq!(reason(&png("ok")[..9]), Err(Reason::TooSmall));
     assert_eq!(reason(b"GIF89a is text here"), Err(Reason::TypeNotAllowed));
@@ -321,4 +329,35 @@ fn judging_applies_the_filters_to_the_sniffed_type() {
     let mut big = png("big");
     big.resize(1001, 0);
     assert_eq!(reason(&big), Err(Reason::TooLarge));
+    // The right signature, then garbage where the header should be.
+    let mut mangled = b"\x89PNG\r\n\x1a\n".to_vec();
+    mangled.extend_from_slice(b"this is not an IHDR chunk");
+    assert_eq!(judged(&mangled, &filters), (Err(Reason::Corrupt), Some(ImageType::Png), None));
+    let demanding = Filters { min_side: 9, ..filters.clone() };
+    assert_eq!(judged(&png("ok"), &demanding), (Err(Reason::TooSmall), Some(ImageType::Png), Some((8, 8))));
+}
+
+#[test]
+fn what_a_source_says_is_judged_before_any_request() {
+    let filters = Filters { min_side: 64, licences: vec!["by".into(), "CC0 1.0".into()], ..Filters::default() };
+    let candidate = |licence: Option<&str>, mime: Option<&str>, size: Option<(u32, u32)>| {
+        let mut c = Candidate::new(ImageRef::Url("http://h/x".into()), 1);
+        c.licence = licence.map(str::to_owned);
+        c.mime = mime.map(str::to_owned);
+        c.width = size.map(|s| s.0);
+        c.height = size.map(|s| s.1);
+        prejudge(&c, &filters).map_err(|r| r.reason)
+    };
+    assert_eq!(candidate(Some("CC BY 4.0"), Some("image/jpeg"), Some((640, 480))), Ok(()));
+    assert_eq!(candidate(Some("CC0"), None, None), Ok(()), "unknown type and size are judged after download");
+    assert_eq!(candidate(None, None, None), Err(Reason::LicenceNotAllowed));
+    assert_eq!(candidate(Some("CC BY-NC 2.0"), None, None), Err(Reason::LicenceNotAllowed));
+    assert_eq!(candidate(Some("by"), Some("image/svg+xml"), None), Err(Reason::TypeNotAllowed));
+    assert_eq!(candidate(Some("by"), Some("application/pdf"), None), Err(Reason::TypeNotAllowed));
+    assert_eq!(candidate(Some("by"), Some("image/png"), Some((640, 40))), Err(Reason::TooSmall));
+    let png_only = Filters { allowed_types: vec![ImageType::Png], ..Filters::default() };
+    let mut gif_candidate = Candidate::new(ImageRef::Url("http://h/x.gif".into()), 1);
+    gif_candidate.mime = Some("image/gif".into());
+    assert_eq!(prejudge(&gif_candidate, &png_only).map_err(|r| r.reason), Err(Reason::TypeNotAllowed));
+    assert_eq!(prejudge(&gif_candidate, &Filters::default()), Ok(()));
 }

@@ -6,11 +6,23 @@
 //!
 //! Adding a source means writing one file in this folder that defines a
 //! serde spec struct and a [`Source`] implementation, then naming it once in
-//! [`SourceSpec`] and in [`SourceSpec::open`]. A source that calls a web API
+//! [`SourceSpec`] and in its three `match`es. A source that calls a web API
 //! uses [`SourceContext::http`], so it shares the crawl's user agent,
-//! time-outs, retries and per-host rate limits.
+//! time-outs, retries and per-host rate limits; a source that reads HTML
+//! pages uses [`Http::get_obeying_robots`] and marks its candidates
+//! [`Candidate::obey_robots`]. Every web source's base URL is part of its
+//! spec, defaulting to the real public endpoint, so tests point it at a
+//! loopback server.
+//!
+//! A source that cannot go on (its request failed, its answer does not
+//! parse) returns [`CrawlError::SourceFailed`] or, for an HTML page with no
+//! results, [`CrawlError::LayoutChanged`]: the crawl records that in the
+//! manifest and moves to the set's next source. Running out is `Ok(None)`.
 
+mod bing;
+mod commons;
 mod local_folder;
+mod openverse;
 mod url_list;
 
 use std::path::PathBuf;
@@ -18,11 +30,19 @@ use std::path::PathBuf;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use bing::{Bing, BingSpec};
+pub use commons::{Commons, CommonsSpec};
 pub use local_folder::{LocalFolder, LocalFolderSpec};
+pub use openverse::{Openverse, OpenverseSpec};
 pub use url_list::{UrlList, UrlListSpec};
 
 use crate::error::CrawlError;
-use crate::fetch::Http;
+use crate::fetch::{Http, Rejection};
+use crate::manifest::Reason;
+use crate::request::{CrawlRequest, Filters};
+
+/// The cap on one search page or API answer.
+const PAGE_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Where a candidate image lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +80,15 @@ pub struct Candidate {
     pub licence: Option<String>,
     /// Who made the image, when known.
     pub creator: Option<String>,
+    /// The media type the source declares for the image, when known.
+    pub mime: Option<String>,
+    /// Width in pixels, when the source says.
+    pub width: Option<u32>,
+    /// Height in pixels, when the source says.
+    pub height: Option<u32>,
+    /// Whether the image's host's robots.txt must allow fetching it (true
+    /// for images found by scraping HTML pages).
+    pub obey_robots: bool,
     /// The 1-based position in the source's own order.
     pub rank: usize,
 }
@@ -67,7 +96,18 @@ pub struct Candidate {
 impl Candidate {
     /// A candidate with only an image and a rank.
     pub fn new(image: ImageRef, rank: usize) -> Self {
-        Candidate { image, page_url: None, title: None, licence: None, creator: None, rank }
+        Candidate {
+            image,
+            page_url: None,
+            title: None,
+            licence: None,
+            creator: None,
+            mime: None,
+            width: None,
+            height: None,
+            obey_robots: false,
+            rank,
+        }
     }
 }
 
@@ -89,14 +129,54 @@ pub struct SourceContext {
     pub set: String,
     /// The search query of the crawl request.
     pub query: String,
+    /// The crawl request's filters, for sources that can ask their API to
+    /// apply some of them.
+    pub filters: Filters,
     /// The crawl's HTTP client, for sources that call web APIs.
     pub http: Http,
+}
+
+impl SourceContext {
+    /// A search request's failure as the error that makes the crawl record
+    /// it and move to the next source.
+    pub fn source_failed(&self, label: &str, url: &str, rejection: Rejection) -> CrawlError {
+        let reason = if rejection.reason == Reason::RobotsDisallowed { Reason::RobotsDisallowed } else { Reason::SourceFailed };
+        CrawlError::SourceFailed {
+            set: self.set.clone(),
+            source_label: label.to_owned(),
+            url: url.to_owned(),
+            reason,
+            detail: rejection.detail,
+            retryable: rejection.retryable,
+        }
+    }
+
+    /// An answer that arrived but cannot be read.
+    pub fn unreadable_answer(&self, label: &str, url: &str, detail: String) -> CrawlError {
+        // A malformed answer is most likely a passing fault (a proxy's error
+        // page, a deploy), so a rerun asks again.
+        CrawlError::SourceFailed {
+            set: self.set.clone(),
+            source_label: label.to_owned(),
+            url: url.to_owned(),
+            reason: Reason::SourceFailed,
+            detail,
+            retryable: true,
+        }
+    }
 }
 
 /// A source as written in a crawl definition, tagged by `kind`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceSpec {
+    /// The Openverse images API: openly licensed images with licence and
+    /// creator.
+    Openverse(OpenverseSpec),
+    /// Wikimedia Commons, searched through the MediaWiki API.
+    Commons(CommonsSpec),
+    /// Bing image search result pages (HTML; licences unknown).
+    Bing(BingSpec),
     /// A text file of image URLs, one per line.
     UrlList(UrlListSpec),
     /// A folder of images the user already has.
@@ -105,13 +185,58 @@ pub enum SourceSpec {
 
 impl SourceSpec {
     /// Opens the source, reading whatever it needs up front so that a wrong
-    /// path fails before any download starts.
+    /// path fails before any download starts. Web sources send nothing
+    /// until asked for their first batch.
     pub async fn open(&self, context: &SourceContext) -> Result<Box<dyn Source>, CrawlError> {
         Ok(match self {
+            SourceSpec::Openverse(spec) => Box::new(Openverse::open(spec, context)),
+            SourceSpec::Commons(spec) => Box::new(Commons::open(spec, context)),
+            SourceSpec::Bing(spec) => Box::new(Bing::open(spec, context)),
             SourceSpec::UrlList(spec) => Box::new(UrlList::open(spec, context).await?),
             SourceSpec::LocalFolder(spec) => Box::new(LocalFolder::open(spec, context).await?),
         })
     }
+
+    /// Checks the spec's own fields, with errors naming the request's set.
+    pub fn check(&self, request: &CrawlRequest) -> Result<(), CrawlError> {
+        let problem = match self {
+            SourceSpec::Openverse(spec) => spec.problem(),
+            SourceSpec::Commons(spec) => spec.problem(),
+            SourceSpec::Bing(spec) => spec.problem(),
+            SourceSpec::UrlList(_) | SourceSpec::LocalFolder(_) => None,
+        };
+        match problem {
+            Some((field, problem)) => Err(CrawlError::InvalidRequest { set: request.set.to_string(), field, problem }),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks that the crawl's user agent meets the source's policy
+    /// (Wikimedia requires a contact).
+    pub fn check_user_agent(&self, user_agent: &str) -> Result<(), CrawlError> {
+        match self {
+            SourceSpec::Commons(_) => commons::check_user_agent(user_agent),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether `base` is a usable base URL for a web source, as a problem to
+/// report on `field`.
+fn base_url_problem(field: &'static str, base: &str) -> Option<(&'static str, String)> {
+    match reqwest::Url::parse(base) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => None,
+        _ => Some((field, format!("= {base:?} is not an http(s) URL; leave it out for the public endpoint"))),
+    }
+}
+
+/// The text of an HTML fragment (a Commons `Artist` field, say), entities
+/// decoded and white space collapsed; `None` when nothing is left.
+pub(crate) fn html_text(fragment: &str) -> Option<String> {
+    let html = scraper::Html::parse_fragment(fragment);
+    let text: String = html.root_element().text().collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!text.is_empty()).then_some(text)
 }
 
 #[cfg(test)]
@@ -126,6 +251,40 @@ mod tests {
         assert_eq!(spec, SourceSpec::UrlList(UrlListSpec { path: "u.txt".into() }));
         assert!(serde_json::from_str::<SourceSpec>(r#"{"kind": "url_list", "path": "u", "x": 1}"#).is_err());
         assert!(serde_json::from_str::<SourceSpec>(r#"{"kind": "bing", "path": "u"}"#).is_err());
+        assert!(serde_json::from_str::<SourceSpec>(r#"{"kind": "flickr"}"#).is_err());
+    }
+
+    #[test]
+    fn web_sources_default_to_the_public_endpoints() {
+        let open: SourceSpec = toml::from_str("kind = \"openverse\"").unwrap();
+        let SourceSpec::Openverse(spec) = open else { panic!("openverse expected") };
+        assert_eq!(spec.base_url, "https://api.openverse.org");
+        let commons: SourceSpec = toml::from_str("kind = \"commons\"").unwrap();
+        let SourceSpec::Commons(spec) = commons else { panic!("commons expected") };
+        assert_eq!(spec.base_url, "https://commons.wikimedia.org/w/api.php");
+        let bing: SourceSpec = toml::from_str("kind = \"bing\"").unwrap();
+        let SourceSpec::Bing(spec) = bing else { panic!("bing expected") };
+        assert_eq!(spec.base_url, "https://www.bing.com/images/async");
+        let moved: SourceSpec = toml::from_str("kind = \"openverse\"\nbase_url = \"http://127.0.0.1:9/ov\"").unwrap();
+        assert!(matches!(moved, SourceSpec::Openverse(OpenverseSpec { ref base_url, .. }) if base_url == "http://127.0.0.1:9/ov"));
+    }
+
+    #[test]
+    fn bad_base_urls_are_named() {
+        let request: CrawlRequest = serde_json::from_str(
+            r#"{"set": "red", "query": "red", "sources": [{"kind": "openverse", "base_url": "ftp://x"}], "max_num": 3}"#,
+        )
+        .unwrap();
+        let err = request.validate().unwrap_err().to_string();
+        assert!(err.contains("`base_url`") && err.contains("red"), "{err}");
+    }
+
+    #[test]
+    fn html_fragments_become_plain_text() {
+        let artist = r#"<a href="//commons.wikimedia.org/wiki/User:Ash" title="User:Ash">Ash  K.</a> &amp; <span>Misty</span>"#;
+        assert_eq!(html_text(artist).as_deref(), Some("Ash K. & Misty"));
+        assert_eq!(html_text("  <br/> ").as_deref(), None);
+        assert_eq!(html_text("plain").as_deref(), Some("plain"));
     }
 
     #[test]
