@@ -410,3 +410,51 @@ fn ground_truth_negative_controls() {
     let significant = control.iter().filter(|r| r.verdict.is_significant()).count();
     assert!(significant <= 1, "{significant} of {} random-set concepts significant", control.len());
 }
+
+/// A folders experiment whose first stage is a crawl: here the crawl imports
+/// local folders (no network), into `raw/<set>/` beside the definition, and
+/// the experiment then runs on what the crawl stored.
+#[test]
+fn a_crawl_definition_runs_as_the_first_stage_of_an_experiment() {
+    let dir = temp_dir();
+    let root = dir.path();
+    folders_experiment(&root.join("collected"), "");
+    let mut definition = String::from("dataset = \"mine\"\nuser_agent = \"tcav-rs-tests/0.1 (tests@example.org)\"\n");
+    let sets = [
+        ("a", "classes/a"),
+        ("b", "classes/b"),
+        ("red", "concepts/red"),
+        ("r0", "random/r0"),
+        ("r1", "random/r1"),
+        ("r2", "random/r2"),
+    ];
+    for (name, folder) in sets {
+        definition.push_str(&format!(
+            "\n[[sets]]\nname = \"{name}\"\nquery = \"{name}\"\nmax_num = 10\nsources = [{{ kind = \"local_folder\", path = \"{}\" }}]\n",
+            root.join("collected").join(folder).display()
+        ));
+    }
+    std::fs::write(root.join("crawl.toml"), definition).unwrap();
+    let config = r#"name = "crawled"
+seed = 1
+[data]
+source = "folders"
+crawl = "crawl.toml"
+classes = { a = "raw/a", b = "raw/b" }
+concepts = { red = "raw/red" }
+random_sets = { r0 = "raw/r0", r1 = "raw/r1", r2 = "raw/r2" }
+[preprocess]
+size = 16
+min_side = 8
+[train]
+epochs = 1
+"#;
+    std::fs::write(root.join("experiment.toml"), config).unwrap();
+    let config = ExperimentConfig::load(&root.join("experiment.toml")).unwrap();
+    let paths = Paths { store: root.join("store"), runs: root.join("runs") };
+    let outcome = run_experiment(&config, &paths, Device::Cpu).unwrap();
+    assert_eq!(outcome.report.classes, ["a", "b"]);
+    // The crawl stored every image under raw/<set>/ with its manifest.
+    assert_eq!(std::fs::read_dir(root.join("raw/a")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png")).count(), 6);
+    assert!(root.join("raw/a/manifest.jsonl").is_file());
+}

@@ -52,6 +52,11 @@ pub enum DataConfig {
     /// Image folders the user already has (crawled or collected), one per
     /// set. Relative paths are relative to the config file.
     Folders {
+        /// A crawl definition (`tcav-crawl`'s TOML) to run first, topping
+        /// up its sets under the definition's folder; it needs network.
+        /// Without it the folders are used as they are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        crawl: Option<PathBuf>,
         /// Class name → folder of that class's images.
         classes: BTreeMap<String, PathBuf>,
         /// Concept name → folder of that concept's images.
@@ -189,8 +194,13 @@ impl ExperimentConfig {
         let mut config: ExperimentConfig =
             toml::from_str(&text).map_err(|e| ExperimentError::ConfigParse { path: path.into(), message: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        if let DataConfig::Folders { classes, concepts, random_sets } = &mut config.data {
-            for folder in classes.values_mut().chain(concepts.values_mut()).chain(random_sets.values_mut()) {
+        for file in [&mut config.preprocess.exclusions, &mut config.preprocess.lockfile].into_iter().flatten() {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
+        }
+        if let DataConfig::Folders { crawl, classes, concepts, random_sets } = &mut config.data {
+            for folder in crawl.iter_mut().chain(classes.values_mut()).chain(concepts.values_mut()).chain(random_sets.values_mut()) {
                 if folder.is_relative() {
                     *folder = base.join(&*folder);
                 }
@@ -233,7 +243,7 @@ impl ExperimentConfig {
         if !self.measure_reliance.is_empty() && !matches!(self.data, DataConfig::Builtin { .. }) {
             return Err("`measure_reliance` needs `data.source = \"builtin\"`: only generated images can be regenerated without a cue".into());
         }
-        if let DataConfig::Folders { classes, concepts, random_sets } = &self.data {
+        if let DataConfig::Folders { classes, concepts, random_sets, .. } = &self.data {
             if classes.len() < 2 {
                 return Err("`data.classes` needs at least 2 classes".into());
             }
@@ -290,7 +300,7 @@ mod tests {
             "name = \"mine\"\n[data]\nsource = \"folders\"\nclasses = { a = \"imgs/a\", b = \"/abs/b\" }\nconcepts = { red = \"c/red\" }\nrandom_sets = { r0 = \"r/0\", r1 = \"r/1\", r2 = \"r/2\" }\n",
         );
         let config = ExperimentConfig::load(&path).unwrap();
-        let DataConfig::Folders { classes, .. } = config.data else { panic!("folders expected") };
+        let DataConfig::Folders { classes, .. } = config.data else { unreachable!("folders expected") };
         assert_eq!(classes["a"], dir.path().join("imgs/a"));
         assert_eq!(classes["b"], PathBuf::from("/abs/b"));
     }

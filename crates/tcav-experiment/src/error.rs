@@ -36,6 +36,9 @@ pub enum ExperimentError {
     /// Shared layer (files, store, layouts).
     #[error(transparent)]
     Core(#[from] tcav_core::CoreError),
+    /// Crawling.
+    #[error(transparent)]
+    Crawl(#[from] tcav_crawl::CrawlError),
     /// Data generation.
     #[error(transparent)]
     Datagen(#[from] tcav_datagen::DatagenError),

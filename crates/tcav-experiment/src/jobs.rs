@@ -66,7 +66,10 @@ pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawD
                 },
             })
         }
-        DataConfig::Folders { classes, concepts, random_sets } => {
+        DataConfig::Folders { crawl, classes, concepts, random_sets } => {
+            if let Some(definition) = crawl {
+                run_crawl(definition)?;
+            }
             let mut key = KeyBuilder::new("folders");
             let mut named = |role: &str, sets: &std::collections::BTreeMap<String, PathBuf>| -> Result<Vec<(SetName, PathBuf)>> {
                 let mut out = Vec::new();
@@ -89,12 +92,32 @@ pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawD
     }
 }
 
+/// Runs a crawl definition: the first stage of an experiment on web data.
+/// Sets that are already full download nothing.
+fn run_crawl(definition: &std::path::Path) -> Result<()> {
+    let crawl = tcav_crawl::CrawlDefinition::load(definition)?;
+    let root = tcav_crawl::definition::default_dataset_root(definition);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| tcav_core::CoreError::io("starting the crawler's runtime for", definition, e))?;
+    let outcomes = runtime.block_on(crawl.run(&root, &tcav_crawl::NoProgress))?;
+    for outcome in outcomes {
+        // A set that could not be crawled fails the experiment: its folder
+        // may hold too few images to mean anything.
+        let summary = outcome.result?;
+        tracing::info!(set = %outcome.set, accepted = summary.accepted, requested = summary.requested, "crawled");
+    }
+    Ok(())
+}
+
 /// Preprocessed images in the training and TCAV layouts.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     /// The key of this artifact.
     pub key: ArtifactKey,
-    /// The artifact's folder (layouts and manifests).
+    /// The artifact's folder: the two layouts, `report.json`/`report.txt`
+    /// (what happened to every file), contact sheets and the split lock.
     pub dir: PathBuf,
     /// `train/validation/test` per class.
     pub train: TrainLayout,
@@ -102,24 +125,35 @@ pub struct Prepared {
     pub sets: TcavLayout,
 }
 
-/// Runs preprocessing, or reuses its stored output.
+/// Runs preprocessing, or reuses its stored output. Class, concept and
+/// random sets are prepared together, so duplicates across them are found
+/// and kept in one set only.
 pub fn prepare(raw: &RawData, config: &ExperimentConfig, store: &ArtifactStore) -> Result<Prepared> {
-    let key = KeyBuilder::new("preprocess")
+    let mut key = KeyBuilder::new("preprocess");
+    key.param("version", &tcav_preprocess::OUTPUT_VERSION)
         .input("data", &raw.key)
         .param("config", &config.preprocess)
         .param("classes", &raw.classes)
-        .param("sets", &(&raw.concepts, &raw.random_sets))
-        .finish();
+        .param("sets", &(&raw.concepts, &raw.random_sets));
+    if let Some(list) = &config.preprocess.exclusions {
+        key.content("exclusions", &hash_file(list)?);
+    }
+    if let Some(lock) = config.preprocess.lockfile.as_ref().filter(|f| f.exists()) {
+        key.content("lockfile", &hash_file(lock)?);
+    }
+    let key = key.finish();
     let (dir, built) = store.get_or_build::<ExperimentError>("preprocess", &key, |tmp| {
-        let training = tcav_preprocess::prepare_training(&raw.classes, &config.preprocess, &TrainLayout::new(tmp.join("train")))?;
-        training.write(&tmp.join("train-manifest.json"))?;
-        let sets: Vec<_> = raw.concepts.iter().chain(&raw.random_sets).cloned().collect();
-        let tcav = tcav_preprocess::prepare_sets(&sets, &config.preprocess, &TcavLayout::new(tmp.join("sets")))?;
-        tcav.write(&tmp.join("sets-manifest.json"))?;
+        let inputs = tcav_preprocess::DatasetInputs {
+            classes: raw.classes.clone(),
+            concepts: raw.concepts.clone(),
+            random_sets: raw.random_sets.clone(),
+        };
+        let manifest = tcav_preprocess::prepare_dataset(&inputs, &config.preprocess, tmp)?;
+        tracing::info!("{}", manifest.summary_text().lines().next().unwrap_or_default());
         Ok(())
     })?;
     tracing::info!(cached = !built, dir = %dir.display(), "preprocessed images");
-    Ok(Prepared { key, train: TrainLayout::new(dir.join("train")), sets: TcavLayout::new(dir.join("sets")), dir })
+    Ok(Prepared { key, train: tcav_preprocess::train_layout(&dir), sets: tcav_preprocess::tcav_layout(&dir), dir })
 }
 
 /// Trains the classifier, or reuses a stored one. Returns the model and the
@@ -218,7 +252,7 @@ pub fn reliance<M: tcav_model::BottleneckModel>(
         counterfactuals.insert((set, source), path);
     }
     let mut pairs = Vec::new();
-    for (set, source, output, split) in accepted(&prepared.dir.join("train-manifest.json"))? {
+    for (set, source, output, split) in accepted(&prepared.dir.join(tcav_preprocess::REPORT_JSON))? {
         if split == Some(tcav_core::Split::Test)
             && let Some(counterfactual) = counterfactuals.get(&(set.clone(), source))
         {
@@ -251,9 +285,11 @@ fn file_name(path: &std::path::Path) -> std::ffi::OsString {
     path.file_name().map(ToOwned::to_owned).unwrap_or_default()
 }
 
-/// (set, source file name, output path, split) of every accepted entry of
-/// a preprocessing manifest.
-fn accepted(manifest: &std::path::Path) -> Result<Vec<(String, String, PathBuf, Option<tcav_core::Split>)>> {
+/// (set, source file name, output path, split) of one accepted file.
+type AcceptedFile = (String, String, PathBuf, Option<tcav_core::Split>);
+
+/// Every accepted entry of a preprocessing manifest.
+fn accepted(manifest: &std::path::Path) -> Result<Vec<AcceptedFile>> {
     let manifest = tcav_preprocess::Manifest::read(manifest)?;
     Ok(manifest
         .entries

@@ -127,7 +127,7 @@ pub struct Prepared {
 /// Runs (or fetches) every job up to the trained model.
 pub fn prepare(config: &ExperimentConfig, store: &ArtifactStore, device: tch::Device) -> Result<Prepared> {
     check_layers(config)?;
-    let raw = jobs::raw_data(config, &store)?;
+    let raw = jobs::raw_data(config, store)?;
     let class_names: Vec<SetName> = raw.classes.iter().map(|(n, _)| n.clone()).collect();
     let concept_names: Vec<SetName> = raw.concepts.iter().map(|(n, _)| n.clone()).collect();
     let random_names: Vec<SetName> = raw.random_sets.iter().map(|(n, _)| n.clone()).collect();
@@ -159,8 +159,8 @@ pub fn prepare(config: &ExperimentConfig, store: &ArtifactStore, device: tch::De
         },
     };
 
-    let prepared = jobs::prepare(&raw, config, &store)?;
-    let (trained, model_key) = jobs::train(&prepared, &class_names, config, &store, device)?;
+    let prepared = jobs::prepare(&raw, config, store)?;
+    let (trained, model_key) = jobs::train(&prepared, &class_names, config, store, device)?;
     Ok(Prepared { raw, prepared, trained, model_key, sets })
 }
 

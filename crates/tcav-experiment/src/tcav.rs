@@ -393,7 +393,9 @@ fn stability_steps(n: usize) -> Vec<usize> {
 /// verdict from concepts whose CAVs are near chance. Repeats the tests with
 /// the first 5, 10, 20, … random sets to show how stable each verdict is.
 fn statistics(rows: &[RawRow], config: &TcavConfig, n_random: usize) -> Result<(Vec<ConceptResult>, Vec<StabilityRow>)> {
-    let verdicts = |k: usize| -> Result<Vec<(TTest, f64, Verdict, bool, f64)>> {
+    // (test, adjusted p, verdict, reliable, rank-test p) per row.
+    type Tested = (TTest, f64, Verdict, bool, f64);
+    let verdicts = |k: usize| -> Result<Vec<Tested>> {
         let mut tests = Vec::with_capacity(rows.len());
         let mut ranks = Vec::with_capacity(rows.len());
         for row in rows {

@@ -23,7 +23,7 @@ fn matching_concepts() -> Vec<(String, String, String)> {
     tcav_datagen::families().iter().map(|f| (f.name.to_string(), f.colour_concept.to_string(), f.caption_concept())).collect()
 }
 
-fn rows<'r>(outcome: &'r RunOutcome, concept_of: impl Fn(&(String, String, String)) -> &String) -> Vec<&'r ConceptResult> {
+fn rows(outcome: &RunOutcome, concept_of: impl Fn(&(String, String, String)) -> &String) -> Vec<&ConceptResult> {
     let families = matching_concepts();
     outcome
         .report

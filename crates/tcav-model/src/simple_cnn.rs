@@ -45,13 +45,21 @@ impl SimpleCnn {
     /// A freshly initialised network. Initial weights come from libtorch's
     /// generator; seed it with `tch::manual_seed` first for reproducibility.
     pub fn new(spec: ModelSpec, device: Device) -> Result<Self> {
+        SimpleCnn::build(spec, device, true)
+    }
+
+    /// Builds the network; `random_init = false` fills it with zeros
+    /// instead, which draws nothing from libtorch's process-global
+    /// generator. Loading uses that: its values are overwritten anyway, and
+    /// it must not disturb a seeded training running on another thread.
+    fn build(spec: ModelSpec, device: Device, random_init: bool) -> Result<Self> {
         if spec.architecture != ARCHITECTURE {
             return Err(ModelError::InvalidSpec(format!(
                 "architecture `{}` is not `{ARCHITECTURE}`",
                 spec.architecture
             )));
         }
-        if spec.image_size < 8 || spec.image_size % 8 != 0 {
+        if spec.image_size < 8 || !spec.image_size.is_multiple_of(8) {
             return Err(ModelError::InvalidSpec(format!(
                 "image_size {} must be a positive multiple of 8 (three 2x2 poolings); set preprocess.size to e.g. 64",
                 spec.image_size
@@ -65,7 +73,15 @@ impl SimpleCnn {
         }
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let conv_cfg = nn::ConvConfig { padding: 1, ..Default::default() };
+        let zeros = nn::Init::Const(0.0);
+        let mut conv_cfg = nn::ConvConfig { padding: 1, ..Default::default() };
+        let mut linear_cfg = nn::LinearConfig::default();
+        if !random_init {
+            conv_cfg.ws_init = zeros;
+            conv_cfg.bs_init = zeros;
+            linear_cfg.ws_init = zeros;
+            linear_cfg.bs_init = Some(zeros);
+        }
         let conv = |name: &str, cin: i64, cout: i64| nn::conv2d(&root / name, cin, cout, 3, conv_cfg);
         let convs = [
             conv("conv1", 3, CHANNELS[0]),
@@ -73,14 +89,14 @@ impl SimpleCnn {
             conv("conv3", CHANNELS[1], CHANNELS[2]),
         ];
         let side = i64::from(spec.image_size) / 8;
-        let dense = nn::linear(&root / "dense", CHANNELS[2] * side * side, DENSE_UNITS, Default::default());
-        let logits = nn::linear(&root / "logits", DENSE_UNITS, spec.classes.len() as i64, Default::default());
+        let dense = nn::linear(&root / "dense", CHANNELS[2] * side * side, DENSE_UNITS, linear_cfg);
+        let logits = nn::linear(&root / "logits", DENSE_UNITS, spec.classes.len() as i64, linear_cfg);
         Ok(SimpleCnn { spec, vs, convs, dense, logits })
     }
 
     /// Loads weights saved by [`SimpleCnn::save`].
     pub fn load(spec: ModelSpec, weights: &Path, device: Device) -> Result<Self> {
-        let mut model = SimpleCnn::new(spec, device)?;
+        let mut model = SimpleCnn::build(spec, device, false)?;
         model
             .vs
             .load(weights)
@@ -93,7 +109,12 @@ impl SimpleCnn {
         // tch picks the format from the extension, so the temporary file
         // must end in `.safetensors` too.
         let tmp = weights.with_extension("partial.safetensors");
-        self.vs.save(&tmp).map_err(ModelError::torch(format!("saving weights to {}", tmp.display())))?;
+        // VarStore::save writes variables in hash-map order; sorting them
+        // makes equal weights give equal bytes, so the model's content key
+        // is reproducible.
+        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Tensor::write_safetensors(&named, &tmp).map_err(ModelError::torch(format!("saving weights to {}", tmp.display())))?;
         std::fs::rename(&tmp, weights).map_err(|e| tcav_core::CoreError::io("renaming into", weights, e))?;
         Ok(())
     }
@@ -221,6 +242,10 @@ mod tests {
         m.save(&path).unwrap();
         tch::manual_seed(99);
         let back = SimpleCnn::load(m.spec().clone(), &path, Device::Cpu).unwrap();
+        // Equal weights, equal bytes.
+        let again = dir.path().join("again.safetensors");
+        back.save(&again).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&again).unwrap());
         let x = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
         let diff = (m.logits(&x).unwrap() - back.logits(&x).unwrap()).abs().max().double_value(&[]);
         assert_eq!(diff, 0.0);

@@ -67,6 +67,7 @@ pub fn unit_rank_p_value(concept: f64, reference: &[f64]) -> Result<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in a test, a failed unwrap is a failed test")]
 mod tests {
     use super::*;
 

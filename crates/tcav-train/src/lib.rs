@@ -168,6 +168,11 @@ pub fn train(
     let test = load_split(layout, Split::Test, classes, image_size, device)?;
     let n_train = train_data.labels.size()[0] as usize;
 
+    // libtorch's generator (initial weights, dropout) is process-global:
+    // two trainings interleaving in one process would draw from each
+    // other's sequence. Training holds this lock so a seed fixes the result.
+    static TORCH_GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _generator = TORCH_GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     tch::manual_seed(seed::derive(master_seed, "train/torch") as i64);
     let spec = SimpleCnn::spec_for(classes.iter().map(|c| c.to_string()).collect(), image_size);
     let model = SimpleCnn::new(spec.clone(), device)?;
@@ -254,12 +259,11 @@ fn labels_of(data: &SplitData) -> Result<Vec<i64>> {
         .map_err(|e| ModelError::torch("reading labels")(e).into())
 }
 
+/// Accuracy, per-class accuracy and confusion matrix.
+type Evaluation = (f64, Vec<(String, f64)>, Vec<Vec<usize>>);
+
 /// Accuracy, per-class accuracy and the confusion matrix of `model` on `data`.
-fn evaluate(
-    model: &impl BottleneckModel,
-    data: &SplitData,
-    classes: &[SetName],
-) -> Result<(f64, Vec<(String, f64)>, Vec<Vec<usize>>)> {
+fn evaluate(model: &impl BottleneckModel, data: &SplitData, classes: &[SetName]) -> Result<Evaluation> {
     let predicted = predictions(model, data)?;
     let labels = labels_of(data)?;
     let k = classes.len();
