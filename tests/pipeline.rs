@@ -458,3 +458,45 @@ epochs = 1
     assert_eq!(std::fs::read_dir(root.join("raw/a")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png")).count(), 6);
     assert!(root.join("raw/a/manifest.jsonl").is_file());
 }
+
+/// Results do not depend on the order concepts, classes and random sets are
+/// listed in: every CAV's seed comes from its sets' names, pairs are fitted
+/// in name order, and corrections see the same family of tests.
+#[test]
+fn results_do_not_depend_on_the_order_of_concepts_classes_or_sets() {
+    let dir = temp_dir();
+    let base = folders_experiment(dir.path(), "[tcav]\nconcepts = [\"red\", \"r_extra\"]\nclasses = [\"a\", \"b\"]\n");
+    write_images(&dir.path().join("concepts/r_extra"), 4, 24, [90, 200, 40]);
+    let text = std::fs::read_to_string(&base).unwrap().replace(
+        "concepts = { red = \"concepts/red\" }",
+        "concepts = { red = \"concepts/red\", r_extra = \"concepts/r_extra\" }",
+    );
+    std::fs::write(&base, &text).unwrap();
+    let reordered = dir.path().join("reordered.toml");
+    std::fs::write(
+        &reordered,
+        text.replace("concepts = [\"red\", \"r_extra\"]", "concepts = [\"r_extra\", \"red\"]")
+            .replace("classes = [\"a\", \"b\"]", "classes = [\"b\", \"a\"]")
+            .replace(
+                "random_sets = { r0 = \"random/r0\", r1 = \"random/r1\", r2 = \"random/r2\" }",
+                "random_sets = { r2 = \"random/r2\", r0 = \"random/r0\", r1 = \"random/r1\" }",
+            ),
+    )
+    .unwrap();
+    // Separate stores: the second run recomputes everything, including the
+    // model, rather than reusing the first run's CAVs.
+    let run = |file: &Path, store: &str| {
+        let paths = Paths { store: dir.path().join(store), runs: dir.path().join("runs") };
+        run_experiment(&ExperimentConfig::load(file).unwrap(), &paths, Device::Cpu).unwrap().report
+    };
+    let (first, second) = (run(&base, "store-1"), run(&reordered, "store-2"));
+    assert_eq!(first.results.len(), second.results.len());
+    for row in &first.results {
+        let other = second
+            .results
+            .iter()
+            .find(|r| r.class == row.class && r.layer == row.layer && r.concept == row.concept)
+            .unwrap();
+        assert_eq!(row, other);
+    }
+}

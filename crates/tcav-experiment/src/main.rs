@@ -18,21 +18,40 @@ struct Cli {
     command: Command,
 }
 
+/// Where runs read and write, and on what device.
+#[derive(clap::Args)]
+struct Where {
+    /// The artifact store (content-addressed; safe to share between runs).
+    #[arg(long, default_value = ".tcav/store")]
+    store: PathBuf,
+    /// The folder under which run folders are created.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// Run on the CPU even when CUDA is available.
+    #[arg(long)]
+    cpu: bool,
+}
+
+impl Where {
+    fn paths(&self) -> Paths {
+        Paths { store: self.store.clone(), runs: self.runs.clone() }
+    }
+
+    fn device(&self) -> tch::Device {
+        let device = if self.cpu { tch::Device::Cpu } else { tcav_model::default_device() };
+        tracing::info!(?device, "device");
+        device
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run an experiment end to end and write its report.
     Run {
         /// The experiment config (TOML).
         config: PathBuf,
-        /// The artifact store (content-addressed; safe to share between runs).
-        #[arg(long, default_value = ".tcav/store")]
-        store: PathBuf,
-        /// The folder under which run folders are created.
-        #[arg(long, default_value = "runs")]
-        runs: PathBuf,
-        /// Run on the CPU even when CUDA is available.
-        #[arg(long)]
-        cpu: bool,
+        #[command(flatten)]
+        place: Where,
     },
     /// Run ground-truth experiments and write the validation table.
     Validate {
@@ -42,23 +61,11 @@ enum Command {
         /// Where to write the Markdown table.
         #[arg(long, default_value = "docs/VALIDATION.md")]
         out: PathBuf,
-        /// The artifact store.
-        #[arg(long, default_value = ".tcav/store")]
-        store: PathBuf,
-        /// The folder under which run folders are created.
-        #[arg(long, default_value = "runs")]
-        runs: PathBuf,
-        /// Run on the CPU even when CUDA is available.
-        #[arg(long)]
-        cpu: bool,
+        #[command(flatten)]
+        place: Where,
     },
 }
 
-fn device(cpu: bool) -> tch::Device {
-    let device = if cpu { tch::Device::Cpu } else { tcav_model::default_device() };
-    tracing::info!(?device, "device");
-    device
-}
 
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -80,9 +87,9 @@ fn init_logging() {
 fn main() -> anyhow::Result<()> {
     init_logging();
     match Cli::parse().command {
-        Command::Run { config, store, runs, cpu } => {
+        Command::Run { config, place } => {
             let experiment = ExperimentConfig::load(&config)?;
-            let outcome = run_experiment(&experiment, &Paths { store, runs }, device(cpu))
+            let outcome = run_experiment(&experiment, &place.paths(), place.device())
                 .with_context(|| format!("experiment `{}` ({}) failed", experiment.name, config.display()))?;
             println!("{}", outcome.table);
             println!("Report: {}", outcome.dir.display());
@@ -90,9 +97,9 @@ fn main() -> anyhow::Result<()> {
                 println!("Chart:  {}", chart.display());
             }
         }
-        Command::Validate { configs, out, store, runs, cpu } => {
-            let device = device(cpu);
-            let paths = Paths { store, runs };
+        Command::Validate { configs, out, place } => {
+            let device = place.device();
+            let paths = place.paths();
             let mut loaded = Vec::new();
             for file in &configs {
                 let experiment = ExperimentConfig::load(file)?;
