@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use tch::{Device, Kind, Tensor};
 use tcav_activations::{ActivationCache, ImageRef};
 use tcav_cav::{CavConfig, CavLabel, directional_derivatives, fit_cav, tcav_score};
 use tcav_core::store::{ArtifactStore, KeyBuilder};
-use tcav_model::{BottleneckModel, ModelSpec};
 use tcav_experiment::{ExperimentConfig, Paths, run_experiment};
+use tcav_model::{BottleneckModel, ModelSpec};
 use tcav_report::Verdict;
 use tcav_tests::{temp_dir, write_images};
+use tch::{Device, Kind, Tensor};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -135,7 +135,12 @@ fn linear_head_scores_are_known_exactly() {
     let red = ImageRef::hash_all(&write_images(&dir.path().join("red"), 12, SIZE, [200, 20, 20])).unwrap();
     let random = ImageRef::hash_all(&write_images(&dir.path().join("blue"), 12, SIZE, [20, 20, 200])).unwrap();
     let class_images = ImageRef::hash_all(&write_images(&dir.path().join("class"), 7, SIZE, [90, 90, 90])).unwrap();
-    let cache = ActivationCache::new(&model, KeyBuilder::new("linear").finish(), ArtifactStore::new(dir.path().join("store")), 5);
+    let cache = ActivationCache::new(
+        &model,
+        KeyBuilder::new("linear").finish(),
+        ArtifactStore::new(dir.path().join("store")),
+        5,
+    );
 
     let label = CavLabel { layer: "pixels", concept: "red", negative: "blue" };
     let cav = fit_cav(
@@ -148,7 +153,8 @@ fn linear_head_scores_are_known_exactly() {
     .unwrap();
     for (class, w) in [("warm", &w_warm), ("cold", &w_cold)] {
         let expected: f64 = w.iter().zip(&cav.direction).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
-        let derivatives = directional_derivatives(&cache.logit_gradients("pixels", class, &class_images).unwrap(), &cav).unwrap();
+        let derivatives =
+            directional_derivatives(&cache.logit_gradients("pixels", class, &class_images).unwrap(), &cav).unwrap();
         assert_eq!(derivatives.len(), 7);
         for s in &derivatives {
             assert!((s - expected).abs() <= 1e-6 * expected.abs().max(1.0), "{class}: {s} vs {expected}");
@@ -232,7 +238,8 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
     // An image that does not decode, with on_bad_image = "fail".
     let dir = temp_dir();
     let config = folders_experiment(dir.path(), "");
-    let text = std::fs::read_to_string(&config).unwrap().replace("min_side = 8", "min_side = 8\non_bad_image = \"fail\"");
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace("min_side = 8", "min_side = 8\non_bad_image = \"fail\"");
     std::fs::write(&config, text).unwrap();
     std::fs::write(dir.path().join("classes/a/broken.png"), b"\x89PNG\r\n\x1a\n this is not a picture").unwrap();
     let err = run_error(&config);
@@ -285,7 +292,8 @@ fn null_calibration_concepts_that_are_random_sets() {
             let concepts: Vec<_> = (0..CONCEPTS).map(|_| set(&mut rng)).collect();
             let label = CavLabel { layer: "l", concept: "c", negative: "r" };
             let derivatives = |a: &tcav_core::Matrix, b: &tcav_core::Matrix, seed: u64| {
-                directional_derivatives(&gradients, &fit_cav(label, a, b, &CavConfig::default(), seed).unwrap()).unwrap()
+                directional_derivatives(&gradients, &fit_cav(label, a, b, &CavConfig::default(), seed).unwrap())
+                    .unwrap()
             };
             let mean = |d: &[f64]| d.iter().sum::<f64>() / d.len() as f64;
 
@@ -309,12 +317,12 @@ fn null_calibration_concepts_that_are_random_sets() {
                 unit_p.push(tcav_stats::unit_ttest(concept_mean, &unit_means).unwrap().p_value);
                 let scores: Vec<f64> = runs.iter().map(|d| tcav_score(d)).collect();
                 run_p.push(
-                    tcav_stats::two_sample_ttest(&scores, &baseline_scores, tcav_stats::TTestKind::Welch).unwrap().p_value,
+                    tcav_stats::two_sample_ttest(&scores, &baseline_scores, tcav_stats::TTestKind::Welch)
+                        .unwrap()
+                        .p_value,
                 );
             }
-            let any = |p: &[f64]| {
-                tcav_stats::adjust(p, tcav_stats::Correction::Bonferroni).iter().any(|&q| q <= ALPHA)
-            };
+            let any = |p: &[f64]| tcav_stats::adjust(p, tcav_stats::Correction::Bonferroni).iter().any(|&q| q <= ALPHA);
             (any(&unit_p), any(&run_p), unit_p.iter().filter(|&&p| p <= ALPHA).count())
         })
         .collect();
@@ -331,14 +339,18 @@ fn null_calibration_concepts_that_are_random_sets() {
     // sides (tests in one experiment share random sets, hence 4, not 3).
     assert!((unit_raw - ALPHA).abs() <= 4.0 / 3.0 * tolerance(EXPERIMENTS * CONCEPTS), "raw rate {unit_raw}");
     assert!(run_fwer > 0.2, "the run-level test was expected to be anti-conservative here, FWER {run_fwer}");
-    eprintln!("null calibration: concept-as-unit FWER {unit_fwer:.3} (raw {unit_raw:.3}), run-level Welch FWER {run_fwer:.3}");
+    eprintln!(
+        "null calibration: concept-as-unit FWER {unit_fwer:.3} (raw {unit_raw:.3}), run-level Welch FWER {run_fwer:.3}"
+    );
 }
 
 /// Ground truth (issue 4): a shipped ground-truth config, shrunk for CI
 /// (fewer and smaller images, fewer random sets), run in its own store.
 fn ground_truth(name: &str, work: &Path) -> tcav_experiment::RunOutcome {
     let mut config = ExperimentConfig::load(&repo_root().join(format!("datasets/ground-truth/{name}.toml"))).unwrap();
-    let tcav_experiment::DataConfig::Builtin { generator } = &mut config.data else { panic!("{name}: built-in data expected") };
+    let tcav_experiment::DataConfig::Builtin { generator } = &mut config.data else {
+        panic!("{name}: built-in data expected")
+    };
     generator.image_size = 64;
     generator.images_per_class = 120;
     generator.concept_images = 24;
@@ -349,7 +361,10 @@ fn ground_truth(name: &str, work: &Path) -> tcav_experiment::RunOutcome {
     run_experiment(&config, &paths, Device::Cpu).unwrap()
 }
 
-fn own(outcome: &tcav_experiment::RunOutcome, concept_of: impl Fn(&tcav_datagen::Family) -> String) -> Vec<&tcav_report::ConceptResult> {
+fn own(
+    outcome: &tcav_experiment::RunOutcome,
+    concept_of: impl Fn(&tcav_datagen::Family) -> String,
+) -> Vec<&tcav_report::ConceptResult> {
     let families = tcav_datagen::families();
     outcome
         .report
@@ -455,7 +470,13 @@ epochs = 1
     let outcome = run_experiment(&config, &paths, Device::Cpu).unwrap();
     assert_eq!(outcome.report.classes, ["a", "b"]);
     // The crawl stored every image under raw/<set>/ with its manifest.
-    assert_eq!(std::fs::read_dir(root.join("raw/a")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png")).count(), 6);
+    assert_eq!(
+        std::fs::read_dir(root.join("raw/a"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png"))
+            .count(),
+        6
+    );
     assert!(root.join("raw/a/manifest.jsonl").is_file());
 }
 

@@ -139,7 +139,8 @@ fn install(venv: &Path, cuda: bool) -> Result<(), String> {
         ));
     }
     find_torch(venv)?;
-    std::fs::write(venv.join(MARKER), marker_text(cuda)).map_err(|e| format!("writing {}: {e}", venv.join(MARKER).display()))
+    std::fs::write(venv.join(MARKER), marker_text(cuda))
+        .map_err(|e| format!("writing {}: {e}", venv.join(MARKER).display()))
 }
 
 /// `<venv>/lib/python3.X/site-packages/torch`.

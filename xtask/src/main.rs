@@ -103,7 +103,16 @@ fn dispatch(args: &Args) -> Result<(), String> {
             let env = libtorch::ensure(&root, args.cuda)?;
             let config = args.config.clone().unwrap_or_else(|| root.join("datasets/builtin/experiment.toml"));
             let mut command = cargo();
-            command.current_dir(&root).args(["run", "--quiet", "--package", "tcav-experiment", "--bin", "tcav", "--", "run"]);
+            command.current_dir(&root).args([
+                "run",
+                "--quiet",
+                "--package",
+                "tcav-experiment",
+                "--bin",
+                "tcav",
+                "--",
+                "run",
+            ]);
             command.arg(&config);
             if args.cpu {
                 command.arg("--cpu");
@@ -131,7 +140,16 @@ fn dispatch(args: &Args) -> Result<(), String> {
                 .collect();
             configs.sort();
             let mut command = cargo();
-            command.current_dir(&root).args(["run", "--quiet", "--package", "tcav-experiment", "--bin", "tcav", "--", "validate"]);
+            command.current_dir(&root).args([
+                "run",
+                "--quiet",
+                "--package",
+                "tcav-experiment",
+                "--bin",
+                "tcav",
+                "--",
+                "validate",
+            ]);
             command.args(configs.iter().map(|p| p.strip_prefix(&root).unwrap_or(p)));
             env.apply(&mut command);
             run(command, "the validation experiments")?;

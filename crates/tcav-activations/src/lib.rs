@@ -29,10 +29,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tch::{Device, Kind, Tensor};
 use tcav_core::store::{ArtifactKey, ArtifactStore, KeyBuilder, hash_file};
 use tcav_core::{CoreError, Matrix};
 use tcav_model::{BottleneckModel, ModelError};
+use tch::{Device, Kind, Tensor};
 
 /// The version of what this stage stores. Cache keys include it: bump it
 /// whenever a change here changes stored activations or gradients.
@@ -116,12 +116,8 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
     /// The path is the cache key: the model key covers weights and spec, the
     /// image hash covers content and preprocessing.
     fn entry_path(&self, kind: &str, layer: &str, class: Option<&str>, image: &ImageRef) -> PathBuf {
-        let mut path = self
-            .store
-            .root()
-            .join(kind)
-            .join(format!("v{OUTPUT_VERSION}-{}", self.model_key))
-            .join(path_safe(layer));
+        let mut path =
+            self.store.root().join(kind).join(format!("v{OUTPUT_VERSION}-{}", self.model_key)).join(path_safe(layer));
         if let Some(class) = class {
             path.push(path_safe(class));
         }
@@ -195,7 +191,10 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
                 let metadata = HashMap::from([
                     ("model".to_string(), self.model_key.to_string()),
                     ("layer".to_string(), layer.to_string()),
-                    ("image".to_string(), images[i].path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+                    (
+                        "image".to_string(),
+                        images[i].path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    ),
                     ("image_hash".to_string(), images[i].hash.clone()),
                 ]);
                 tcav_core::matrix::write_safetensors(&paths[i], &[(name, &matrix)], metadata)?;
@@ -220,7 +219,6 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
         let grad = grads.into_iter().next().ok_or_else(|| ModelError::InvalidSpec("no gradient returned".into()))?;
         Ok(grad.flatten(1, -1))
     }
-
 }
 
 /// A layer or class name as a folder name: kept when it is already safe
@@ -242,14 +240,20 @@ pub fn read_rows(paths: &[PathBuf], name: &str) -> Result<Matrix> {
         if *cols.get_or_insert(row.cols()) != row.cols() || row.rows() != 1 {
             return Err(CoreError::Tensors {
                 path: path.clone(),
-                reason: format!("holds a {}x{} `{name}` where a 1x{} row was expected", row.rows(), row.cols(), cols.unwrap_or(0)),
+                reason: format!(
+                    "holds a {}x{} `{name}` where a 1x{} row was expected",
+                    row.rows(),
+                    row.cols(),
+                    cols.unwrap_or(0)
+                ),
             }
             .into());
         }
         data.extend(row.into_vec());
     }
     let cols = cols.unwrap_or(0);
-    Matrix::new(paths.len(), cols, data).ok_or_else(|| ModelError::InvalidSpec("rows of different widths".into()).into())
+    Matrix::new(paths.len(), cols, data)
+        .ok_or_else(|| ModelError::InvalidSpec("rows of different widths".into()).into())
 }
 
 #[cfg(test)]

@@ -94,7 +94,8 @@ fn batched_results_equal_per_image_results_and_are_cached() {
     // Another class, another model key or other images miss the cache.
     batched.logit_gradients("dense", "c", &imgs).unwrap();
     assert_eq!(batched.backward_passes(), before + 2);
-    let other = ActivationCache::new(&m, KeyBuilder::new("other").finish(), ArtifactStore::new(dir.path().join("s1")), 4);
+    let other =
+        ActivationCache::new(&m, KeyBuilder::new("other").finish(), ArtifactStore::new(dir.path().join("s1")), 4);
     other.logit_gradients("dense", "b", &imgs).unwrap();
     assert_eq!(other.backward_passes(), 2);
 }

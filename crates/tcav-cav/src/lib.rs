@@ -97,7 +97,9 @@ pub struct Cav {
 #[derive(Debug, thiserror::Error)]
 pub enum CavError {
     /// Too few rows on one side.
-    #[error("CAV {concept} vs {negative} at layer `{layer}`: {side} has {rows} images, at least 2 are needed (one to fit, one to hold out); add images to that set")]
+    #[error(
+        "CAV {concept} vs {negative} at layer `{layer}`: {side} has {rows} images, at least 2 are needed (one to fit, one to hold out); add images to that set"
+    )]
     TooFewRows {
         /// Bottleneck layer.
         layer: String,

@@ -202,7 +202,9 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let shift: Vec<f64> = (0..d).map(|_| rng.random_range(-0.3..0.3)).collect();
         let labels: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
-        let x = Array2::from_shape_fn((n, d), |(i, j)| rng.random_range(-1.0..1.0) + if labels[i] { shift[j] } else { 0.0 });
+        let x = Array2::from_shape_fn((n, d), |(i, j)| {
+            rng.random_range(-1.0..1.0) + if labels[i] { shift[j] } else { 0.0 }
+        });
         (x, labels)
     }
 
@@ -226,7 +228,12 @@ mod tests {
             assert!(distance < 1e-6, "n {n} d {d}: cosine distance {distance}");
             let norm = dot(&dual.weights, &dual.weights).sqrt();
             let scale = norm.max(1.0);
-            assert!((primal.intercept - dual.intercept).abs() < 1e-5 * scale, "{} vs {}", primal.intercept, dual.intercept);
+            assert!(
+                (primal.intercept - dual.intercept).abs() < 1e-5 * scale,
+                "{} vs {}",
+                primal.intercept,
+                dual.intercept
+            );
             assert!(dual.iterations.unwrap() < 30, "Newton took {:?} steps", dual.iterations);
         }
     }

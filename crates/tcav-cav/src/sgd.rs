@@ -29,7 +29,12 @@ use crate::config::SgdHingeConfig;
 /// multiplies it into the weights when it gets this small.
 const MIN_SCALE: f64 = 1e-9;
 
-pub(crate) fn fit(x: &Array2<f64>, is_concept: &[bool], config: &SgdHingeConfig, seed: u64) -> Result<Boundary, String> {
+pub(crate) fn fit(
+    x: &Array2<f64>,
+    is_concept: &[bool],
+    config: &SgdHingeConfig,
+    seed: u64,
+) -> Result<Boundary, String> {
     let (n, width) = x.dim();
     let alpha = config.alpha;
     let label: Vec<f64> = is_concept.iter().map(|&c| if c { 1.0 } else { -1.0 }).collect();
@@ -94,11 +99,7 @@ pub(crate) fn fit(x: &Array2<f64>, is_concept: &[bool], config: &SgdHingeConfig,
     if !converged {
         tracing::warn!(epochs, tol = config.tol, "SGD hinge CAV hit max_iter before its loss stopped improving");
     }
-    Ok(Boundary {
-        weights: raw.iter().map(|w| w * scale).collect(),
-        intercept,
-        iterations: Some(epochs),
-    })
+    Ok(Boundary { weights: raw.iter().map(|w| w * scale).collect(), intercept, iterations: Some(epochs) })
 }
 
 /// The hinge loss's derivative in the prediction `p` for label `y = ±1`.
@@ -163,7 +164,11 @@ mod tests {
         let fit = fit(&x, &[false], &config, 0).unwrap();
         let eta = 0.01f64.powf(-0.25);
         assert!((fit.intercept + eta).abs() < 1e-12, "{}", fit.intercept);
-        assert!((fit.weights[0] + 0.5 * eta).abs() < 1e-12 && (fit.weights[1] - 2.0 * eta).abs() < 1e-12, "{:?}", fit.weights);
+        assert!(
+            (fit.weights[0] + 0.5 * eta).abs() < 1e-12 && (fit.weights[1] - 2.0 * eta).abs() < 1e-12,
+            "{:?}",
+            fit.weights
+        );
         assert_eq!(fit.iterations, Some(1));
     }
 

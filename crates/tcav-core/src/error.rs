@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// A folder that should hold images does not exist.
-    #[error("image folder {path} does not exist: create it and put the {what} images in it, or fix the path in the experiment config")]
+    #[error(
+        "image folder {path} does not exist: create it and put the {what} images in it, or fix the path in the experiment config"
+    )]
     MissingFolder {
         /// The folder that was looked for.
         path: PathBuf,
@@ -14,7 +16,9 @@ pub enum CoreError {
         what: String,
     },
     /// A folder exists but holds no image files.
-    #[error("image folder {path} holds no images (.png, .jpg, .jpeg, .gif, .webp, .bmp): add the {what} images, or remove the set from the experiment config")]
+    #[error(
+        "image folder {path} holds no images (.png, .jpg, .jpeg, .gif, .webp, .bmp): add the {what} images, or remove the set from the experiment config"
+    )]
     EmptyFolder {
         /// The empty folder.
         path: PathBuf,
@@ -22,7 +26,9 @@ pub enum CoreError {
         what: String,
     },
     /// A set name that cannot be used as a folder name.
-    #[error("invalid set name {name:?}: use letters, digits, `_`, `-` and `.` only (for example `red` or `random500_0`)")]
+    #[error(
+        "invalid set name {name:?}: use letters, digits, `_`, `-` and `.` only (for example `red` or `random500_0`)"
+    )]
     InvalidSetName {
         /// The offending name.
         name: String,

@@ -18,6 +18,6 @@ pub mod seed;
 pub mod store;
 
 pub use error::{CoreError, Result};
-pub use matrix::Matrix;
 pub use layout::{ImageSetDir, SetName, Split, TcavLayout, TrainLayout};
+pub use matrix::Matrix;
 pub use store::{ArtifactKey, ArtifactStore, KeyBuilder};

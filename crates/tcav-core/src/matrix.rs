@@ -90,7 +90,9 @@ pub fn read_safetensors(path: &Path, name: &str) -> Result<Matrix> {
     let view = file.tensor(name).map_err(|e| bad(format!("no tensor `{name}` ({e})")))?;
     let (rows, cols) = match (view.dtype(), view.shape()) {
         (Dtype::F32, [rows, cols]) => (*rows, *cols),
-        (dtype, shape) => return Err(bad(format!("tensor `{name}` is {dtype:?} {shape:?}, expected a 2-D F32 matrix"))),
+        (dtype, shape) => {
+            return Err(bad(format!("tensor `{name}` is {dtype:?} {shape:?}, expected a 2-D F32 matrix")));
+        }
     };
     let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     Matrix::new(rows, cols, data).ok_or_else(|| bad(format!("tensor `{name}` has the wrong number of values")))

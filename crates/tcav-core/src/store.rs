@@ -99,7 +99,8 @@ pub fn hash_file(path: &Path) -> Result<String> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CoreError::io("creating a temporary file in", dir, e))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| CoreError::io("creating a temporary file in", dir, e))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| CoreError::io("writing", tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| CoreError::io("flushing", tmp.path(), e))?;
     tmp.persist(path).map_err(|e| CoreError::io("renaming into", path, e.error))?;
@@ -200,10 +201,7 @@ mod tests {
         assert_ne!(base, KeyBuilder::new("cav").param("epochs", &3).finish());
         assert_ne!(base, KeyBuilder::new("train").param("epoch", &3).finish());
         // Framing: moving bytes between name and value changes the key.
-        assert_ne!(
-            KeyBuilder::new("k").content("ab", "c").finish(),
-            KeyBuilder::new("k").content("a", "bc").finish()
-        );
+        assert_ne!(KeyBuilder::new("k").content("ab", "c").finish(), KeyBuilder::new("k").content("a", "bc").finish());
     }
 
     #[test]

@@ -197,9 +197,16 @@ fn serve() {
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
             let images = images.clone();
             async move {
-                let n = uri.path().strip_prefix("/img/").and_then(|p| p.strip_suffix(".png")).and_then(|n| n.parse::<usize>().ok());
+                let n = uri
+                    .path()
+                    .strip_prefix("/img/")
+                    .and_then(|p| p.strip_suffix(".png"))
+                    .and_then(|n| n.parse::<usize>().ok());
                 match n.and_then(|n| images.get(n)) {
-                    Some(bytes) => axum::response::IntoResponse::into_response(([(axum::http::header::CONTENT_TYPE, "image/png")], bytes.clone())),
+                    Some(bytes) => axum::response::IntoResponse::into_response((
+                        [(axum::http::header::CONTENT_TYPE, "image/png")],
+                        bytes.clone(),
+                    )),
                     None => axum::response::IntoResponse::into_response(axum::http::StatusCode::NOT_FOUND),
                 }
             }

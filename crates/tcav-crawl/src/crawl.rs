@@ -114,7 +114,12 @@ impl Crawler {
 
     /// Fills `<root>/raw/<set>/`, telling `progress` as it goes; see
     /// [`crawl`].
-    pub async fn crawl_with_progress(&self, request: &CrawlRequest, root: &Path, progress: &dyn Progress) -> Result<CrawlSummary, CrawlError> {
+    pub async fn crawl_with_progress(
+        &self,
+        request: &CrawlRequest,
+        root: &Path,
+        progress: &dyn Progress,
+    ) -> Result<CrawlSummary, CrawlError> {
         self.check(request)?;
         let set_name = request.set.to_string();
         let set_dir = raw_set_dir(root, &request.set);
@@ -161,14 +166,21 @@ impl Crawler {
             progress.finished(&request.set, &summary);
             return Ok(summary);
         }
-        tracing::info!(set = set_name, query = request.query, "crawling: {} of {} images so far", folder.stored.len(), wanted);
+        tracing::info!(
+            set = set_name,
+            query = request.query,
+            "crawling: {} of {} images so far",
+            folder.stored.len(),
+            wanted
+        );
 
         let filters = Arc::new(request.filters.clone());
         let mut feed = Feed { sources, label: Arc::from(""), batch: VecDeque::new(), done: false };
         let mut tried: HashSet<String> = HashSet::new();
         let mut running: JoinSet<Job> = JoinSet::new();
         loop {
-            while !feed.done && running.len() < self.options.concurrency && folder.stored.len() + running.len() < wanted {
+            while !feed.done && running.len() < self.options.concurrency && folder.stored.len() + running.len() < wanted
+            {
                 let (source, candidate) = match feed.next().await? {
                     Next::Candidate(source, candidate) => (source, candidate),
                     Next::Done => break,
@@ -196,7 +208,14 @@ impl Crawler {
                     record(&mut manifest, progress, &request.set, &entry, folder.stored.len())?;
                     continue;
                 }
-                running.spawn(obtain(self.http.clone(), folder.objects.clone(), filters.clone(), source, candidate, image_url));
+                running.spawn(obtain(
+                    self.http.clone(),
+                    folder.objects.clone(),
+                    filters.clone(),
+                    source,
+                    candidate,
+                    image_url,
+                ));
             }
             let Some(joined) = running.join_next().await else { break };
             let job = joined.map_err(|source| CrawlError::TaskStopped { what: "a download".to_owned(), source })?;
@@ -219,7 +238,14 @@ impl Crawler {
                 wanted
             );
         } else {
-            tracing::info!(set = set_name, "got {} of {} images ({} new, {} rejected)", summary.accepted, wanted, summary.added, summary.rejected);
+            tracing::info!(
+                set = set_name,
+                "got {} of {} images ({} new, {} rejected)",
+                summary.accepted,
+                wanted,
+                summary.added,
+                summary.rejected
+            );
         }
         progress.finished(&request.set, &summary);
         Ok(summary)
@@ -227,13 +253,21 @@ impl Crawler {
 }
 
 /// Appends a candidate's line, logs it and tells `progress`.
-fn record(manifest: &mut Manifest, progress: &dyn Progress, set: &SetName, entry: &ManifestEntry, have: usize) -> Result<(), CrawlError> {
+fn record(
+    manifest: &mut Manifest,
+    progress: &dyn Progress,
+    set: &SetName,
+    entry: &ManifestEntry,
+    have: usize,
+) -> Result<(), CrawlError> {
     manifest.append(entry)?;
     match entry.status {
         Status::Rejected => {
             tracing::debug!(url = entry.image_url, reason = ?entry.reason, "rejected: {}", entry.detail.as_deref().unwrap_or_default());
         }
-        Status::Accepted => tracing::debug!(url = entry.image_url, file = entry.file.as_deref().unwrap_or_default(), "kept"),
+        Status::Accepted => {
+            tracing::debug!(url = entry.image_url, file = entry.file.as_deref().unwrap_or_default(), "kept")
+        }
     }
     progress.recorded(set, entry, have);
     Ok(())
@@ -274,8 +308,12 @@ impl SourceFailure {
     fn from_error(error: CrawlError) -> Result<SourceFailure, CrawlError> {
         let message = error.to_string();
         match error {
-            CrawlError::SourceFailed { url, reason, retryable, .. } => Ok(SourceFailure { url, reason, retryable, message }),
-            CrawlError::LayoutChanged { url, .. } => Ok(SourceFailure { url, reason: Reason::LayoutChanged, retryable: true, message }),
+            CrawlError::SourceFailed { url, reason, retryable, .. } => {
+                Ok(SourceFailure { url, reason, retryable, message })
+            }
+            CrawlError::LayoutChanged { url, .. } => {
+                Ok(SourceFailure { url, reason: Reason::LayoutChanged, retryable: true, message })
+            }
             other => Err(other),
         }
     }
@@ -353,7 +391,14 @@ impl Checked {
     }
 }
 
-async fn obtain(http: Http, objects: Objects, filters: Arc<Filters>, source: Arc<str>, candidate: Candidate, image_url: String) -> Job {
+async fn obtain(
+    http: Http,
+    objects: Objects,
+    filters: Arc<Filters>,
+    source: Arc<str>,
+    candidate: Candidate,
+    image_url: String,
+) -> Job {
     let fetched = match &candidate.image {
         ImageRef::Url(url) if candidate.obey_robots => http.get_obeying_robots(url, filters.max_bytes).await,
         ImageRef::Url(url) => http.get(url, filters.max_bytes).await,
@@ -364,18 +409,26 @@ async fn obtain(http: Http, objects: Objects, filters: Arc<Filters>, source: Arc
         // Hashing, header parsing and the atomic write (with its fsync) are
         // blocking work: off the async workers, and in parallel across
         // downloads rather than in the coordinator.
-        Ok(download) => tokio::task::spawn_blocking(move || check_and_store(download, &filters, &objects))
-            .await
-            .unwrap_or_else(|source| Err(CrawlError::TaskStopped { what: format!("checking and storing {image_url}"), source })),
+        Ok(download) => {
+            tokio::task::spawn_blocking(move || check_and_store(download, &filters, &objects)).await.unwrap_or_else(
+                |source| Err(CrawlError::TaskStopped { what: format!("checking and storing {image_url}"), source }),
+            )
+        }
     };
     Job { source, candidate, image_url, result }
 }
 
 async fn read_local(path: &Path, max_bytes: u64) -> Result<Download, Rejection> {
-    let unreadable = |e: std::io::Error| Rejection::new(Reason::UnreadableFile, true, format!("cannot read {}: {e}", path.display()));
+    let unreadable = |e: std::io::Error| {
+        Rejection::new(Reason::UnreadableFile, true, format!("cannot read {}: {e}", path.display()))
+    };
     let len = tokio::fs::metadata(path).await.map_err(unreadable)?.len();
     if len > max_bytes {
-        let mut rejection = Rejection::new(Reason::TooLarge, false, format!("the file has {len} bytes, over the cap of {max_bytes} (filters.max_bytes)"));
+        let mut rejection = Rejection::new(
+            Reason::TooLarge,
+            false,
+            format!("the file has {len} bytes, over the cap of {max_bytes} (filters.max_bytes)"),
+        );
         rejection.bytes = Some(len);
         return Err(rejection);
     }
@@ -433,7 +486,10 @@ fn judge(bytes: &[u8], filters: &Filters, checked: &mut Checked) -> Result<Image
     };
     checked.dimensions = Some((width, height));
     if width.min(height) < filters.min_side {
-        return reject(Reason::TooSmall, format!("{width}×{height} pixels: the shorter side is under filters.min_side ({})", filters.min_side));
+        return reject(
+            Reason::TooSmall,
+            format!("{width}×{height} pixels: the shorter side is under filters.min_side ({})", filters.min_side),
+        );
     }
     Ok(image_type)
 }
@@ -460,11 +516,15 @@ fn prejudge(candidate: &Candidate, filters: &Filters) -> Result<(), Rejection> {
     if let Some(mime) = &candidate.mime {
         match ImageType::from_mime(mime) {
             Some(declared) if !filters.allowed_types.contains(&declared) => {
-                return reject(Reason::TypeNotAllowed, format!("the source declares {declared}, which is not in filters.allowed_types"));
+                return reject(
+                    Reason::TypeNotAllowed,
+                    format!("the source declares {declared}, which is not in filters.allowed_types"),
+                );
             }
             Some(_) => {}
             None => {
-                let detail = format!("the source declares {mime}, not a type the crawler stores (JPEG, PNG, GIF, WebP, BMP)");
+                let detail =
+                    format!("the source declares {mime}, not a type the crawler stores (JPEG, PNG, GIF, WebP, BMP)");
                 return reject(Reason::TypeNotAllowed, detail);
             }
         }
@@ -472,7 +532,10 @@ fn prejudge(candidate: &Candidate, filters: &Filters) -> Result<(), Rejection> {
     if let (Some(width), Some(height)) = (candidate.width, candidate.height)
         && width.min(height) < filters.min_side
     {
-        let detail = format!("the source gives {width}×{height} pixels: the shorter side is under filters.min_side ({})", filters.min_side);
+        let detail = format!(
+            "the source gives {width}×{height} pixels: the shorter side is under filters.min_side ({})",
+            filters.min_side
+        );
         return reject(Reason::TooSmall, detail);
     }
     Ok(())

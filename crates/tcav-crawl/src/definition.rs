@@ -120,7 +120,8 @@ impl CrawlDefinition {
     /// Reads and checks a definition file; relative source paths are
     /// resolved against its folder.
     pub fn load(path: &Path) -> Result<CrawlDefinition, CrawlError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CrawlError::io("reading the crawl definition", path, e))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| CrawlError::io("reading the crawl definition", path, e))?;
         CrawlDefinition::parse(&text, path)
     }
 
@@ -129,7 +130,10 @@ impl CrawlDefinition {
         let bad = |problem: String| CrawlError::Definition { path: path.to_owned(), problem };
         let mut definition: CrawlDefinition = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let base = default_dataset_root(path);
-        let all_sources = definition.sources.iter_mut().chain(definition.sets.iter_mut().flat_map(|s| s.sources.iter_mut().flatten()));
+        let all_sources = definition
+            .sources
+            .iter_mut()
+            .chain(definition.sets.iter_mut().flat_map(|s| s.sources.iter_mut().flatten()));
         for source in all_sources {
             let folder = match source {
                 SourceSpec::UrlList(spec) => &mut spec.path,
@@ -149,7 +153,10 @@ impl CrawlDefinition {
                 return Err(bad(format!("names set `{}` twice: each set needs its own name", set.name)));
             }
             if set.sources.as_ref().unwrap_or(&definition.sources).is_empty() {
-                return Err(bad(format!("set `{}` has no sources: give it `sources` or set top-level `sources`", set.name)));
+                return Err(bad(format!(
+                    "set `{}` has no sources: give it `sources` or set top-level `sources`",
+                    set.name
+                )));
             }
         }
         definition.options()?;
@@ -198,7 +205,8 @@ impl CrawlDefinition {
             options.retries = n;
         }
         if let Some(rate) = o.per_host_rate {
-            options.per_host_rate = NonZeroU32::new(rate).ok_or_else(|| bad("options.per_host_rate", "is 0: use 1 or more requests per second".to_owned()))?;
+            options.per_host_rate = NonZeroU32::new(rate)
+                .ok_or_else(|| bad("options.per_host_rate", "is 0: use 1 or more requests per second".to_owned()))?;
         }
         if let Some(n) = o.max_redirects {
             options.max_redirects = n;
@@ -270,7 +278,11 @@ min_side = 64
         assert_eq!(list.path, Path::new("data/zoo/lists/extra.txt"));
         let SourceSpec::LocalFolder(folder) = &requests[1].sources[0] else { panic!("local folder expected") };
         assert_eq!(folder.path, Path::new("/abs/mine"));
-        assert_eq!(requests[1].filters, Filters { min_side: 64, ..Filters::default() }, "a set's filters replace the defaults whole");
+        assert_eq!(
+            requests[1].filters,
+            Filters { min_side: 64, ..Filters::default() },
+            "a set's filters replace the defaults whole"
+        );
 
         let options = definition.options().unwrap();
         assert_eq!((options.concurrency, options.timeout), (8, Duration::from_millis(2500)));
@@ -289,7 +301,13 @@ min_side = 64
             (MINIMAL.replace("timeout_secs = 2.5", "timeout_secs = -1"), "options.timeout_secs"),
             (MINIMAL.replace("concurrency = 8", "per_host_rate = 0"), "options.per_host_rate"),
             (MINIMAL.replace("max_num = 10", "max_num = 0"), "max_num"),
-            (MINIMAL.replace("sources = [{ kind = \"openverse\" }, { kind = \"url_list\", path = \"lists/extra.txt\" }]", ""), "no sources"),
+            (
+                MINIMAL.replace(
+                    "sources = [{ kind = \"openverse\" }, { kind = \"url_list\", path = \"lists/extra.txt\" }]",
+                    "",
+                ),
+                "no sources",
+            ),
             (MINIMAL.replace("kind = \"openverse\"", "kind = \"openverse\", page_size = 500"), "page_size"),
             ("dataset = \"zoo\"\nsets = []\n".to_owned(), "no [[sets]]"),
         ];
@@ -331,7 +349,8 @@ min_side = 64
         assert_eq!(random_queries.len(), 6);
 
         // Every folder the experiment reads is one the crawl fills.
-        let experiment: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("experiment.toml")).unwrap()).unwrap();
+        let experiment: toml::Value =
+            toml::from_str(&std::fs::read_to_string(dir.join("experiment.toml")).unwrap()).unwrap();
         let data = &experiment["data"];
         assert_eq!(data["source"].as_str(), Some("folders"));
         let mut folders = Vec::new();

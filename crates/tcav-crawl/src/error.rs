@@ -30,7 +30,9 @@ pub enum CrawlError {
         problem: String,
     },
     /// A source named in the crawl request that cannot be read.
-    #[error("cannot read the {what} {path} named in the crawl request for set `{set}`: {source}; fix the path in the crawl definition")]
+    #[error(
+        "cannot read the {what} {path} named in the crawl request for set `{set}`: {source}; fix the path in the crawl definition"
+    )]
     SourceUnreadable {
         /// The set the request is for.
         set: String,
@@ -42,7 +44,9 @@ pub enum CrawlError {
         source: std::io::Error,
     },
     /// A line of an existing manifest that does not parse.
-    #[error("line {line} of the crawl manifest {path} is not a crawl record ({source}); fix or delete that line, and the crawl will try its URL again")]
+    #[error(
+        "line {line} of the crawl manifest {path} is not a crawl record ({source}); fix or delete that line, and the crawl will try its URL again"
+    )]
     Manifest {
         /// The manifest file.
         path: PathBuf,
@@ -73,7 +77,9 @@ pub enum CrawlError {
     /// A source's search request failed: the request could not be had, its
     /// answer did not parse, or robots.txt forbids it. The crawl records it
     /// in the manifest and goes on with the set's next source.
-    #[error("source `{source_label}` of set `{set}` stopped at {url}: {detail}; the crawl went on with the set's next source")]
+    #[error(
+        "source `{source_label}` of set `{set}` stopped at {url}: {detail}; the crawl went on with the set's next source"
+    )]
     SourceFailed {
         /// The set being crawled.
         set: String,
@@ -93,7 +99,9 @@ pub enum CrawlError {
         retryable: bool,
     },
     /// An HTML source's first result page held no results it could read.
-    #[error("source `{source_label}` of set `{set}`: 0 results: the page layout may have changed ({url}); update its parser in tcav-crawl/src/source/, or use another source; the crawl went on with the set's next source")]
+    #[error(
+        "source `{source_label}` of set `{set}`: 0 results: the page layout may have changed ({url}); update its parser in tcav-crawl/src/source/, or use another source; the crawl went on with the set's next source"
+    )]
     LayoutChanged {
         /// The set being crawled.
         set: String,

@@ -144,12 +144,18 @@ impl Http {
 
     /// The fetch with retries; boxed because fetching robots.txt goes
     /// through it too, from inside an attempt.
-    fn fetch<'a>(&'a self, url: &'a str, max_bytes: u64, obey_robots: bool) -> BoxFuture<'a, Result<Download, Rejection>> {
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+        max_bytes: u64,
+        obey_robots: bool,
+    ) -> BoxFuture<'a, Result<Download, Rejection>> {
         Box::pin(async move {
             let parsed = parse_fetchable(url)?;
             let inner = &self.inner;
             let tries = AtomicUsize::new(0);
-            let backoff = ExponentialBuilder::default().with_min_delay(inner.retry_base_delay).with_max_times(inner.retries);
+            let backoff =
+                ExponentialBuilder::default().with_min_delay(inner.retry_base_delay).with_max_times(inner.retries);
             let result = (|| {
                 tries.fetch_add(1, Ordering::Relaxed);
                 self.attempt(&parsed, max_bytes, obey_robots)
@@ -180,7 +186,11 @@ impl Http {
         let mut visited: Vec<Url> = Vec::new();
         let response = loop {
             if obey_robots {
-                inner.robots.check(self, &current).await.map_err(|rejection| Failure { not_this_run: true, ..rejection.into() })?;
+                inner
+                    .robots
+                    .check(self, &current)
+                    .await
+                    .map_err(|rejection| Failure { not_this_run: true, ..rejection.into() })?;
             }
             inner.limiter.until_key_ready(&current.host_str().unwrap_or_default().to_owned()).await;
             let response = inner.client.get(current.clone()).send().await.map_err(request_failure)?;
@@ -194,11 +204,10 @@ impl Http {
                 rejection.http_status = Some(status);
                 Failure::from(rejection)
             };
-            let next = location
-                .to_str()
-                .ok()
-                .and_then(|l| current.join(l).ok())
-                .ok_or_else(|| redirect_error(format!("{current} redirects to an unreadable Location {location:?}")))?;
+            let next =
+                location.to_str().ok().and_then(|l| current.join(l).ok()).ok_or_else(|| {
+                    redirect_error(format!("{current} redirects to an unreadable Location {location:?}"))
+                })?;
             if !matches!(next.scheme(), "http" | "https") {
                 return Err(redirect_error(format!("redirect to {next}: only http and https URLs are fetched")));
             }
@@ -208,7 +217,9 @@ impl Http {
             }
             if visited.len() > inner.max_redirects {
                 let max = inner.max_redirects;
-                return Err(redirect_error(format!("more than {max} redirects (crawl option max_redirects), the last to {next}")));
+                return Err(redirect_error(format!(
+                    "more than {max} redirects (crawl option max_redirects), the last to {next}"
+                )));
             }
             current = next;
         };
@@ -255,13 +266,15 @@ impl Http {
                 }
             };
             if (bytes.len() + chunk.len()) as u64 > max_bytes {
-                let detail = format!("the body passed the cap of {max_bytes} bytes (filters.max_bytes) while downloading");
+                let detail =
+                    format!("the body passed the cap of {max_bytes} bytes (filters.max_bytes) while downloading");
                 return Err(with_http(Rejection::new(Reason::TooLarge, false, detail), Some(max_bytes)).into());
             }
             bytes.extend_from_slice(&chunk);
         }
         if let Some(len) = declared.filter(|&len| (bytes.len() as u64) < len) {
-            let detail = format!("the body ended after {} of the {len} bytes its Content-Length announced", bytes.len());
+            let detail =
+                format!("the body ended after {} of the {len} bytes its Content-Length announced", bytes.len());
             return Err(with_http(Rejection::new(Reason::Truncated, true, detail), Some(bytes.len() as u64)).into());
         }
         Ok(Download { http_status: Some(status.as_u16()), content_type, final_url, bytes })
@@ -408,7 +421,10 @@ pub(crate) mod tests {
             let redirected = fixture.hit_times("/img/second.png")[0];
             let first = fixture.hit_times("/img/first.png")[0];
             assert!(asked - first < Duration::from_millis(500), "localhost waited {:?}", asked - first);
-            assert!(redirected - first >= Duration::from_millis(900), "the redirect target's host was not rate limited");
+            assert!(
+                redirected - first >= Duration::from_millis(900),
+                "the redirect target's host was not rate limited"
+            );
             // And the hop counted against 127.0.0.1, not against the host
             // first asked.
             http.get(&fixture.url("/img/third.png"), 1 << 20).await.unwrap();

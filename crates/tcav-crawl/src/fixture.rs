@@ -225,20 +225,23 @@ async fn serve(State(log): State<Arc<Log>>, headers: HeaderMap, uri: Uri) -> Res
             let half = Bytes::copy_from_slice(&full[..full.len() / 2]);
             // The pause lets the headers and the first half reach the client
             // before the connection breaks.
-            let chunks = futures_util::stream::iter([Ok(half), Err(std::io::Error::other("connection cut by the fixture"))])
-                .then(|chunk| async move {
-                    if chunk.is_err() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    chunk
-                });
+            let chunks =
+                futures_util::stream::iter([Ok(half), Err(std::io::Error::other("connection cut by the fixture"))])
+                    .then(|chunk| async move {
+                        if chunk.is_err() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        chunk
+                    });
             Response::builder()
                 .header(header::CONTENT_TYPE, "image/png")
                 .header(header::CONTENT_LENGTH, full.len())
                 .body(Body::from_stream(chunks))
                 .expect("building the cut response")
         }
-        "/html.jpg" => image_response("image/jpeg", b"<!DOCTYPE html><html><body>Image not found</body></html>".to_vec()),
+        "/html.jpg" => {
+            image_response("image/jpeg", b"<!DOCTYPE html><html><body>Image not found</body></html>".to_vec())
+        }
         "/big.png" => {
             let mut body = png("big");
             body.resize(2 * CAP as usize, 0);
@@ -258,9 +261,9 @@ async fn serve(State(log): State<Arc<Log>>, headers: HeaderMap, uri: Uri) -> Res
         "/robots.txt" => ([(header::CONTENT_TYPE, "text/plain")], ROBOTS_TXT).into_response(),
         "/openverse/v1/images/" => openverse(&query, &base),
         "/commons/w/api.php" => commons(&query, &base),
-        "/commons-broken/w/api.php" => {
-            json_response(&serde_json::json!({"error": {"code": "internal_api_error_DBQueryError", "info": "A database query error has occurred."}}))
-        }
+        "/commons-broken/w/api.php" => json_response(
+            &serde_json::json!({"error": {"code": "internal_api_error_DBQueryError", "info": "A database query error has occurred."}}),
+        ),
         "/bing/images/async" => bing(&query, &base),
         "/bing-blocked/images/async" => bing(&query, &base),
         "/bing-changed/images/async" => {
@@ -324,7 +327,12 @@ fn openverse(query: &BTreeMap<String, String>, base: &str) -> Response {
         .collect();
     let page_count = all.len().div_ceil(page_size);
     if page == 0 || page > page_count.max(1) {
-        return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], r#"{"detail":"Invalid page."}"#).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"detail":"Invalid page."}"#,
+        )
+            .into_response();
     }
     let results: Vec<_> = all.iter().skip((page - 1) * page_size).take(page_size).cloned().collect();
     json_response(&serde_json::json!({
@@ -342,9 +350,17 @@ pub(crate) const COMMONS_RESULTS: usize = 7;
 /// `GET /commons/w/api.php?action=query&generator=search…`, as MediaWiki
 /// answers it with `formatversion=2`, continued by `gsroffset`.
 fn commons(query: &BTreeMap<String, String>, base: &str) -> Response {
-    let expect = [("action", "query"), ("generator", "search"), ("gsrnamespace", "6"), ("prop", "imageinfo"), ("format", "json")];
+    let expect = [
+        ("action", "query"),
+        ("generator", "search"),
+        ("gsrnamespace", "6"),
+        ("prop", "imageinfo"),
+        ("format", "json"),
+    ];
     if let Some((key, _)) = expect.iter().find(|(k, v)| query.get(*k).map(String::as_str) != Some(*v)) {
-        return json_response(&serde_json::json!({"error": {"code": "badparams", "info": format!("missing or wrong {key}")}}));
+        return json_response(
+            &serde_json::json!({"error": {"code": "badparams", "info": format!("missing or wrong {key}")}}),
+        );
     }
     if !query.get("iiprop").is_some_and(|p| p.split('|').any(|x| x == "extmetadata")) {
         return json_response(&serde_json::json!({"error": {"code": "badparams", "info": "iiprop lacks extmetadata"}}));
@@ -410,7 +426,8 @@ pub(crate) const BING_RESULTS: [(Option<&str>, &str); 12] = [
 /// page (Bing often gives fewer than asked), then pages with none.
 fn bing(query: &BTreeMap<String, String>, base: &str) -> Response {
     let first: usize = query.get("first").and_then(|p| p.parse().ok()).unwrap_or(0);
-    let mut page = String::from("<!DOCTYPE html><html><head><title>Bing</title></head><body><div class=\"dgControl\"><ul>");
+    let mut page =
+        String::from("<!DOCTYPE html><html><head><title>Bing</title></head><body><div class=\"dgControl\"><ul>");
     for (murl, title) in BING_RESULTS.iter().skip(first).take(4) {
         let m = match murl {
             Some(murl) => serde_json::json!({

@@ -17,7 +17,12 @@ pub fn licence_code(name: &str) -> String {
     if lower.contains("cc0") || lower.contains("cc-zero") || lower.contains("cc zero") {
         return "cc0".to_owned();
     }
-    if lower == "pd" || lower == "pdm" || lower.starts_with("pd-") || lower.starts_with("pdm ") || lower.starts_with("public domain") {
+    if lower == "pd"
+        || lower == "pdm"
+        || lower.starts_with("pd-")
+        || lower.starts_with("pdm ")
+        || lower.starts_with("public domain")
+    {
         return "pdm".to_owned();
     }
     let rest = ["creative commons ", "cc-", "cc "].iter().find_map(|p| lower.strip_prefix(p)).unwrap_or(&lower);

@@ -23,7 +23,11 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 #[derive(Parser)]
-#[command(name = "tcav-crawl", version, about = "Fill class, concept and random sets with images from the web, politely and with provenance")]
+#[command(
+    name = "tcav-crawl",
+    version,
+    about = "Fill class, concept and random sets with images from the web, politely and with provenance"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -96,7 +100,8 @@ fn run(cli: Cli, bars: Option<MultiProgress>) -> anyhow::Result<ExitCode> {
         Some(multi) => Box::new(Bars { multi, bars: Mutex::new(HashMap::new()) }),
         None => Box::new(Lines { wanted: Mutex::new(HashMap::new()) }),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let outcomes = runtime.block_on(definition.run(&root, progress.as_ref()))?;
     drop(progress);
 

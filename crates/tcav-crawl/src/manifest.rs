@@ -201,7 +201,10 @@ impl Manifest {
         let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if complete < text.len() {
             tracing::warn!(path = %path.display(), "dropping a cut-off last line of the crawl manifest (a crawl was stopped mid-write); its URL will be tried again");
-            let file = OpenOptions::new().write(true).open(path).map_err(|e| CrawlError::io("repairing the crawl manifest", path, e))?;
+            let file = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| CrawlError::io("repairing the crawl manifest", path, e))?;
             file.set_len(complete as u64).map_err(|e| CrawlError::io("repairing the crawl manifest", path, e))?;
         }
         let mut entries = Vec::new();
@@ -209,7 +212,11 @@ impl Manifest {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let entry = serde_json::from_slice(line).map_err(|source| CrawlError::Manifest { path: path.into(), line: i + 1, source })?;
+            let entry = serde_json::from_slice(line).map_err(|source| CrawlError::Manifest {
+                path: path.into(),
+                line: i + 1,
+                source,
+            })?;
             entries.push(entry);
         }
         let file = OpenOptions::new()
@@ -222,7 +229,8 @@ impl Manifest {
 
     /// Appends one entry as one line.
     pub fn append(&mut self, entry: &ManifestEntry) -> Result<(), CrawlError> {
-        let mut line = serde_json::to_vec(entry).map_err(|e| CrawlError::io("encoding a line of", &self.path, e.into()))?;
+        let mut line =
+            serde_json::to_vec(entry).map_err(|e| CrawlError::io("encoding a line of", &self.path, e.into()))?;
         line.push(b'\n');
         // One write_all of the whole line on an O_APPEND file: the kernel
         // places it at the end in one piece, so lines never interleave.

@@ -62,7 +62,13 @@ pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
 
 impl Default for Filters {
     fn default() -> Self {
-        Filters { min_bytes: 0, min_side: 0, licences: Vec::new(), max_bytes: DEFAULT_MAX_BYTES, allowed_types: ImageType::ALL.to_vec() }
+        Filters {
+            min_bytes: 0,
+            min_side: 0,
+            licences: Vec::new(),
+            max_bytes: DEFAULT_MAX_BYTES,
+            allowed_types: ImageType::ALL.to_vec(),
+        }
     }
 }
 
@@ -75,28 +81,46 @@ impl CrawlRequest {
             problem: problem.to_owned(),
         };
         if self.set.as_str().starts_with('.') {
-            return Err(bad("set", "starts with `.`: such folders are hidden, and `.objects` holds the dataset's shared image store; pick another name"));
+            return Err(bad(
+                "set",
+                "starts with `.`: such folders are hidden, and `.objects` holds the dataset's shared image store; pick another name",
+            ));
         }
         if self.max_num == 0 {
             return Err(bad("max_num", "is 0: ask for at least one image"));
         }
         if self.sources.is_empty() {
-            return Err(bad("sources", "is empty: add at least one source (for example a `url_list` or a `local_folder`)"));
+            return Err(bad(
+                "sources",
+                "is empty: add at least one source (for example a `url_list` or a `local_folder`)",
+            ));
         }
         if self.filters.max_bytes == 0 {
-            return Err(bad("filters.max_bytes", "is 0: no image fits; raise it or leave it out for the 20 MiB default"));
+            return Err(bad(
+                "filters.max_bytes",
+                "is 0: no image fits; raise it or leave it out for the 20 MiB default",
+            ));
         }
         if self.filters.min_bytes > self.filters.max_bytes {
             return Err(bad(
                 "filters.min_bytes",
-                &format!("({}) is larger than filters.max_bytes ({}): no file can pass both", self.filters.min_bytes, self.filters.max_bytes),
+                &format!(
+                    "({}) is larger than filters.max_bytes ({}): no file can pass both",
+                    self.filters.min_bytes, self.filters.max_bytes
+                ),
             ));
         }
         if self.filters.allowed_types.is_empty() {
-            return Err(bad("filters.allowed_types", "is empty: list at least one type, such as \"image/jpeg\", or leave it out to allow all"));
+            return Err(bad(
+                "filters.allowed_types",
+                "is empty: list at least one type, such as \"image/jpeg\", or leave it out to allow all",
+            ));
         }
         if self.filters.licences.iter().any(|l| l.trim().is_empty()) {
-            return Err(bad("filters.licences", "holds an empty name: list codes such as \"by\", \"by-sa\", \"cc0\", \"pdm\""));
+            return Err(bad(
+                "filters.licences",
+                "holds an empty name: list codes such as \"by\", \"by-sa\", \"cc0\", \"pdm\"",
+            ));
         }
         for source in &self.sources {
             source.check(self)?;
@@ -173,7 +197,9 @@ mod tests {
     use super::*;
 
     fn request_json(extra: &str) -> String {
-        format!(r#"{{"set": "striped", "query": "zebra", "sources": [{{"kind": "url_list", "path": "u.txt"}}], "max_num": 3{extra}}}"#)
+        format!(
+            r#"{{"set": "striped", "query": "zebra", "sources": [{{"kind": "url_list", "path": "u.txt"}}], "max_num": 3{extra}}}"#
+        )
     }
 
     #[test]
@@ -199,7 +225,8 @@ mod tests {
             let err = serde_json::from_str::<CrawlRequest>(&request_json(extra)).unwrap_err().to_string();
             assert!(err.contains("unknown") || err.contains("variant"), "{extra}: {err}");
         }
-        let typo_in_source = r#"{"set": "s", "query": "", "sources": [{"kind": "url_list", "pth": "u.txt"}], "max_num": 1}"#;
+        let typo_in_source =
+            r#"{"set": "s", "query": "", "sources": [{"kind": "url_list", "pth": "u.txt"}], "max_num": 1}"#;
         assert!(serde_json::from_str::<CrawlRequest>(typo_in_source).is_err());
         let bad_set = r#"{"set": "a/b", "query": "", "sources": [], "max_num": 1}"#;
         assert!(serde_json::from_str::<CrawlRequest>(bad_set).is_err());
@@ -224,7 +251,10 @@ mod tests {
             let mut request = base.clone();
             break_it(&mut request);
             let err = request.validate().unwrap_err().to_string();
-            assert!(err.contains(&format!("`{field}`")) && (err.contains("striped") || err.contains(".objects")), "{err}");
+            assert!(
+                err.contains(&format!("`{field}`")) && (err.contains("striped") || err.contains(".objects")),
+                "{err}"
+            );
         }
 
         let mut options = CrawlOptions::default();

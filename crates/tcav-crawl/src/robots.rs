@@ -58,10 +58,13 @@ impl RobotsCache {
         let rules = cell.get_or_init(|| self.load(http, &origin)).await;
         match &**rules {
             Rules::AllowAll => Ok(()),
-            Rules::DisallowAll { why } => Err(Rejection::new(Reason::RobotsDisallowed, true, format!("{why}; {url} was not fetched"))),
+            Rules::DisallowAll { why } => {
+                Err(Rejection::new(Reason::RobotsDisallowed, true, format!("{why}; {url} was not fetched")))
+            }
             Rules::Parsed(robot) if robot.allowed(url.as_str()) => Ok(()),
             Rules::Parsed(_) => {
-                let detail = format!("the robots.txt of {origin} disallows {} for user agent `{}`", url.path(), self.token);
+                let detail =
+                    format!("the robots.txt of {origin} disallows {} for user agent `{}`", url.path(), self.token);
                 Err(Rejection::new(Reason::RobotsDisallowed, false, detail))
             }
         }
@@ -73,7 +76,10 @@ impl RobotsCache {
             Ok(download) => match Robot::new(&self.token, &download.bytes) {
                 Ok(robot) => Rules::Parsed(robot),
                 Err(e) => {
-                    tracing::warn!(url, "robots.txt does not parse ({e}); treating it as allowing everything, as a missing one would");
+                    tracing::warn!(
+                        url,
+                        "robots.txt does not parse ({e}); treating it as allowing everything, as a missing one would"
+                    );
                     Rules::AllowAll
                 }
             },

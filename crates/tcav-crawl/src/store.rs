@@ -68,7 +68,8 @@ impl Objects {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => {
                 tracing::debug!(object = %object.display(), "cannot hard-link ({e}); copying instead");
-                let bytes = std::fs::read(&object).map_err(|e| CrawlError::io("reading the stored image", &object, e))?;
+                let bytes =
+                    std::fs::read(&object).map_err(|e| CrawlError::io("reading the stored image", &object, e))?;
                 tcav_core::store::write_atomic(&target, &bytes)?;
                 Ok(())
             }
@@ -87,7 +88,9 @@ pub(crate) fn remove_stale_temporaries(dir: &Path) {
         let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok());
         if is_temporary && age.is_some_and(|age| age > STALE_AFTER) {
             match std::fs::remove_file(entry.path()) {
-                Ok(()) => tracing::info!(path = %entry.path().display(), "removed a temporary file left by a stopped crawl"),
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "removed a temporary file left by a stopped crawl")
+                }
                 Err(e) => tracing::warn!(path = %entry.path().display(), "cannot remove a stale temporary file: {e}"),
             }
         }
@@ -105,7 +108,11 @@ mod tests {
         objects.put("abc.png", b"png bytes").unwrap();
         let written = std::fs::metadata(objects.dir().join("abc.png")).unwrap().modified().unwrap();
         objects.put("abc.png", b"png bytes").unwrap();
-        assert_eq!(std::fs::metadata(objects.dir().join("abc.png")).unwrap().modified().unwrap(), written, "not rewritten");
+        assert_eq!(
+            std::fs::metadata(objects.dir().join("abc.png")).unwrap().modified().unwrap(),
+            written,
+            "not rewritten"
+        );
 
         for set in ["red", "random500_0"] {
             let set_dir = dir.path().join("raw").join(set);
@@ -134,7 +141,8 @@ mod tests {
         std::fs::File::options().write(true).open(dir.path().join(".tmpOld")).unwrap().set_modified(old).unwrap();
         std::fs::File::options().write(true).open(dir.path().join("keep.png")).unwrap().set_modified(old).unwrap();
         remove_stale_temporaries(dir.path());
-        let mut left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, [".tmpNew", "keep.png"]);
     }

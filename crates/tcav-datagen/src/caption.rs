@@ -266,10 +266,8 @@ mod tests {
             }
         }
         // Exactly the four corners class images use, all of them.
-        let class_corners: std::collections::BTreeSet<_> = (0..200)
-            .map(|seed| choose(&config, Species::FireRabbit, 64, seed).0.place)
-            .map(|p| (p.x, p.y))
-            .collect();
+        let class_corners: std::collections::BTreeSet<_> =
+            (0..200).map(|seed| choose(&config, Species::FireRabbit, 64, seed).0.place).map(|p| (p.x, p.y)).collect();
         assert_eq!(corners, class_corners);
         assert_eq!(corners.len(), 4);
     }

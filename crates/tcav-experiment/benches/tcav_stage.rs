@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tcav_activations::{ActivationCache, ImageRef};
-use tcav_core::store::ArtifactStore;
 use tcav_core::Split;
+use tcav_core::store::ArtifactStore;
 use tcav_experiment::{ExperimentConfig, Prepared, prepare, tcav};
 
 fn bench_store() -> ArtifactStore {
@@ -93,8 +93,16 @@ fn tcav_stage(c: &mut Criterion) {
                         let dir = tempfile::tempdir().expect("tmp");
                         let cold = ArtifactStore::new(dir.path());
                         let start = Instant::now();
-                        tcav::run(&model, &ready.model_key, &ready.prepared, &ready.sets, &config.tcav, config.seed, &cold)
-                            .expect("tcav stage");
+                        tcav::run(
+                            &model,
+                            &ready.model_key,
+                            &ready.prepared,
+                            &ready.sets,
+                            &config.tcav,
+                            config.seed,
+                            &cold,
+                        )
+                        .expect("tcav stage");
                         start.elapsed()
                     })
                     .sum()
@@ -114,7 +122,8 @@ fn tcav_stage(c: &mut Criterion) {
             let cold = ArtifactStore::new(dir.path());
             let start = Instant::now();
             let outcome =
-                tcav::run(&model, &ready.model_key, &ready.prepared, &ready.sets, &config.tcav, config.seed, &cold).expect("stage");
+                tcav::run(&model, &ready.model_key, &ready.prepared, &ready.sets, &config.tcav, config.seed, &cold)
+                    .expect("stage");
             whole.push(start.elapsed());
             backward = outcome.backward_passes;
             assert_eq!(n, outcome.backward_passes, "the stage runs exactly the bare backward passes");

@@ -190,9 +190,10 @@ impl ExperimentConfig {
     /// Reads and checks a config file; relative folder paths are resolved
     /// against the file's folder.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::ConfigRead { path: path.into(), source })?;
-        let mut config: ExperimentConfig =
-            toml::from_str(&text).map_err(|e| ExperimentError::ConfigParse { path: path.into(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ExperimentError::ConfigRead { path: path.into(), source })?;
+        let mut config: ExperimentConfig = toml::from_str(&text)
+            .map_err(|e| ExperimentError::ConfigParse { path: path.into(), message: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for file in [&mut config.preprocess.exclusions, &mut config.preprocess.lockfile].into_iter().flatten() {
             if file.is_relative() {
@@ -200,7 +201,12 @@ impl ExperimentConfig {
             }
         }
         if let DataConfig::Folders { crawl, classes, concepts, random_sets } = &mut config.data {
-            for folder in crawl.iter_mut().chain(classes.values_mut()).chain(concepts.values_mut()).chain(random_sets.values_mut()) {
+            for folder in crawl
+                .iter_mut()
+                .chain(classes.values_mut())
+                .chain(concepts.values_mut())
+                .chain(random_sets.values_mut())
+            {
                 if folder.is_relative() {
                     *folder = base.join(&*folder);
                 }
@@ -213,7 +219,10 @@ impl ExperimentConfig {
     /// Checks values that serde cannot, with a message naming the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.name.is_empty() || tcav_core::SetName::new(self.name.clone()).is_err() {
-            return Err(format!("`name` = {:?} must be a non-empty folder-safe name (letters, digits, _ - .)", self.name));
+            return Err(format!(
+                "`name` = {:?} must be a non-empty folder-safe name (letters, digits, _ - .)",
+                self.name
+            ));
         }
         let tcav = &self.tcav;
         if tcav.layers.is_empty() {
@@ -238,7 +247,9 @@ impl ExperimentConfig {
             return Err(format!("`tcav.baseline.single-counterpart` = {name:?} is not one of `data.random_sets`"));
         }
         if tcav.random_runs == 1 {
-            return Err("`tcav.random_runs` = 1: the t-test needs at least 2 random runs (3 or more for a baseline)".into());
+            return Err(
+                "`tcav.random_runs` = 1: the t-test needs at least 2 random runs (3 or more for a baseline)".into()
+            );
         }
         if !self.measure_reliance.is_empty() && !matches!(self.data, DataConfig::Builtin { .. }) {
             return Err("`measure_reliance` needs `data.source = \"builtin\"`: only generated images can be regenerated without a cue".into());

@@ -34,17 +34,17 @@ pub struct RawData {
 pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawData> {
     match &config.data {
         DataConfig::Builtin { generator } => {
-            let key = KeyBuilder::new("datagen").param("version", &tcav_datagen::OUTPUT_VERSION).param("generator", generator).finish();
+            let key = KeyBuilder::new("datagen")
+                .param("version", &tcav_datagen::OUTPUT_VERSION)
+                .param("generator", generator)
+                .finish();
             let (dir, built) = store.get_or_build::<ExperimentError>("datagen", &key, |tmp| {
                 tcav_datagen::generate(generator, tmp)?;
                 Ok(())
             })?;
             tracing::info!(cached = !built, dir = %dir.display(), "built-in images");
             let named = |group: &str, names: Vec<String>| -> Result<Vec<(SetName, PathBuf)>> {
-                names
-                    .into_iter()
-                    .map(|n| Ok((SetName::new(n.clone())?, dir.join(group).join(n))))
-                    .collect()
+                names.into_iter().map(|n| Ok((SetName::new(n.clone())?, dir.join(group).join(n)))).collect()
             };
             let families = tcav_datagen::families();
             Ok(RawData {
@@ -71,19 +71,20 @@ pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawD
                 run_crawl(definition)?;
             }
             let mut key = KeyBuilder::new("folders");
-            let mut named = |role: &str, sets: &std::collections::BTreeMap<String, PathBuf>| -> Result<Vec<(SetName, PathBuf)>> {
-                let mut out = Vec::new();
-                for (name, folder) in sets {
-                    let set = SetName::new(name.clone())?;
-                    // Content, not paths, identifies the data: renaming a
-                    // folder reuses results, editing an image does not.
-                    for image in ImageSetDir::new(folder, format!("{role} `{name}`")).list()? {
-                        key.param("set", &(role, name)).content("image", &hash_file(&image)?);
+            let mut named =
+                |role: &str, sets: &std::collections::BTreeMap<String, PathBuf>| -> Result<Vec<(SetName, PathBuf)>> {
+                    let mut out = Vec::new();
+                    for (name, folder) in sets {
+                        let set = SetName::new(name.clone())?;
+                        // Content, not paths, identifies the data: renaming a
+                        // folder reuses results, editing an image does not.
+                        for image in ImageSetDir::new(folder, format!("{role} `{name}`")).list()? {
+                            key.param("set", &(role, name)).content("image", &hash_file(&image)?);
+                        }
+                        out.push((set, folder.clone()));
                     }
-                    out.push((set, folder.clone()));
-                }
-                Ok(out)
-            };
+                    Ok(out)
+                };
             let classes = named("class", classes)?;
             let concepts = named("concept", concepts)?;
             let random_sets = named("random set", random_sets)?;
@@ -172,7 +173,10 @@ pub fn train(
         .param("version", &tcav_train::OUTPUT_VERSION)
         .input("data", &prepared.key)
         .param("classes", classes)
-        .param("architecture", tcav_model::SimpleCnn::spec_for(Vec::new(), config.preprocess.size).architecture.as_str())
+        .param(
+            "architecture",
+            tcav_model::SimpleCnn::spec_for(Vec::new(), config.preprocess.size).architecture.as_str(),
+        )
         .param("image_size", &config.preprocess.size)
         .param("config", &config.train)
         .param("seed", &config.seed)
@@ -183,11 +187,7 @@ pub fn train(
         Ok(())
     })?;
     let trained = TrainedModel::open(&dir)?;
-    tracing::info!(
-        cached = !built,
-        test_accuracy = trained.report.test_accuracy,
-        "classifier ready"
-    );
+    tracing::info!(cached = !built, test_accuracy = trained.report.test_accuracy, "classifier ready");
     // Later caches key on what the model *is* (its spec and weights), not on
     // how it was made, so a model brought from elsewhere caches the same way.
     let model_key = KeyBuilder::new("model")
@@ -236,7 +236,11 @@ pub fn reliance<M: tcav_model::BottleneckModel>(
         .finish();
     let (dir, _) = store.get_or_build::<ExperimentError>("counterfactual", &key, |tmp| {
         let generated = tcav_datagen::generate_counterfactuals(generator, cue, &tmp.join("raw"))?;
-        let manifest = tcav_preprocess::prepare_sets(&generated.classes, &config.preprocess, &TcavLayout::new(tmp.join("processed")))?;
+        let manifest = tcav_preprocess::prepare_sets(
+            &generated.classes,
+            &config.preprocess,
+            &TcavLayout::new(tmp.join("processed")),
+        )?;
         manifest.write(&tmp.join("manifest.json"))?;
         Ok(())
     })?;
@@ -257,26 +261,36 @@ pub fn reliance<M: tcav_model::BottleneckModel>(
             && let Some(counterfactual) = counterfactuals.get(&(set.clone(), source))
         {
             let label = model.class_index(&set)?;
-            let original = prepared.train.class_dir(tcav_core::Split::Test, &SetName::new(set)?).join(file_name(&output));
+            let original =
+                prepared.train.class_dir(tcav_core::Split::Test, &SetName::new(set)?).join(file_name(&output));
             pairs.push((label, original, counterfactual.clone()));
         }
     }
     if pairs.is_empty() {
-        return Err(ExperimentError::Mismatch(format!("no test image could be paired with its `{cue}` counterfactual")));
+        return Err(ExperimentError::Mismatch(format!(
+            "no test image could be paired with its `{cue}` counterfactual"
+        )));
     }
     let accuracy_of = |paths: Vec<PathBuf>| -> Result<f64> {
         let mut correct = 0;
         for (chunk, labels) in paths.chunks(64).zip(pairs.chunks(64)) {
             let x = tcav_model::load_images(chunk, model.spec().image_size, model.device())?;
             let predicted = tch::no_grad(|| model.logits(&x))?.argmax(1, false).to_device(tch::Device::Cpu);
-            let predicted = Vec::<i64>::try_from(&predicted).map_err(tcav_model::ModelError::torch("reading predictions"))?;
+            let predicted =
+                Vec::<i64>::try_from(&predicted).map_err(tcav_model::ModelError::torch("reading predictions"))?;
             correct += predicted.iter().zip(labels).filter(|(p, (l, _, _))| **p == *l as i64).count();
         }
         Ok(correct as f64 / paths.len() as f64)
     };
     let accuracy = accuracy_of(pairs.iter().map(|(_, o, _)| o.clone()).collect())?;
     let accuracy_without_cue = accuracy_of(pairs.iter().map(|(_, _, c)| c.clone()).collect())?;
-    let measured = Reliance { cue: cue.to_string(), images: pairs.len(), accuracy, accuracy_without_cue, drop: accuracy - accuracy_without_cue };
+    let measured = Reliance {
+        cue: cue.to_string(),
+        images: pairs.len(),
+        accuracy,
+        accuracy_without_cue,
+        drop: accuracy - accuracy_without_cue,
+    };
     tracing::info!(cue = %cue, accuracy, accuracy_without_cue, "reliance measured");
     Ok(measured)
 }

@@ -66,7 +66,6 @@ enum Command {
     },
 }
 
-
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if std::io::stderr().is_terminal() {

@@ -18,7 +18,10 @@ use tcav_core::store::{ArtifactKey, ArtifactStore, KeyBuilder};
 use tcav_core::{Matrix, SetName, Split, seed};
 use tcav_model::BottleneckModel;
 use tcav_report::{ConceptResult, StabilityPoint, StabilityRow, Verdict};
-use tcav_stats::{Direction, TTest, adjust, baseline_spread, cohens_d, mann_whitney_u, summarize, two_sample_ttest, unit_rank_p_value, unit_ttest};
+use tcav_stats::{
+    Direction, TTest, adjust, baseline_spread, cohens_d, mann_whitney_u, summarize, two_sample_ttest,
+    unit_rank_p_value, unit_ttest,
+};
 
 use crate::config::{Baseline, Statistic, TcavConfig};
 use crate::error::{ExperimentError, Result};
@@ -135,10 +138,8 @@ impl Design {
 
     /// Every CAV to fit: (positive, negative), each unordered pair once.
     fn fits(&self, concepts: &[SetName]) -> Vec<(SetName, SetName)> {
-        let mut fits: Vec<(SetName, SetName)> = concepts
-            .iter()
-            .flat_map(|c| self.concept_negatives.iter().map(move |r| (c.clone(), r.clone())))
-            .collect();
+        let mut fits: Vec<(SetName, SetName)> =
+            concepts.iter().flat_map(|c| self.concept_negatives.iter().map(move |r| (c.clone(), r.clone()))).collect();
         for run in self.baseline_runs.iter().filter(|r| !r.negated) {
             fits.push((run.positive.clone(), run.negative.clone()));
         }
@@ -173,6 +174,8 @@ pub fn run<M: BottleneckModel>(
     let design = Design::new(&sets.random_sets, &config.baseline)?;
     let index_of = |set: &SetName| sets.random_sets.iter().position(|r| r == set).unwrap_or(usize::MAX);
     let fits = design.fits(&sets.concepts);
+    let baseline_sets: Vec<(usize, usize)> =
+        design.baseline_runs.iter().map(|r| r.scored()).map(|(p, n)| (index_of(p), index_of(n))).collect();
     let cache = ActivationCache::new(model, model_key.clone(), store.clone(), config.batch_size);
 
     let mut set_images = BTreeMap::new();
@@ -203,27 +206,29 @@ pub fn run<M: BottleneckModel>(
             .map(|(positive, negative)| {
                 let positive_side = (positive, set_images[positive].as_slice(), files[positive].as_slice());
                 let negative_side = (negative, set_images[negative].as_slice(), files[negative].as_slice());
-                let (cav, key) = cached_cav(layer, positive_side, negative_side, model_key, config, master_seed, store)?;
+                let (cav, key) =
+                    cached_cav(layer, positive_side, negative_side, model_key, config, master_seed, store)?;
                 Ok(((positive.clone(), negative.clone()), cav, key))
             })
             .collect::<Result<_>>()?;
-        let cav_of: BTreeMap<&(SetName, SetName), &Cav> = fitted.iter().map(|(pair, cav, _)| (pair, cav)).collect();
+        let cav_of: BTreeMap<(&SetName, &SetName), &Cav> =
+            fitted.iter().map(|((p, n), cav, _)| ((p, n), cav)).collect();
+        let cav_for = |run: &Run| cav_of[&(&run.positive, &run.negative)];
         tracing::info!(cavs = fitted.len(), "CAVs ready");
 
         for class in &sets.classes {
             // One class's gradients at one layer are in memory at a time.
             let grads = cache.logit_gradients(layer, class.as_str(), &class_images[class])?;
             let run_derivatives = |run: &Run| -> Result<Vec<f64>> {
-                let cav = cav_of[&(run.positive.clone(), run.negative.clone())];
-                let d = directional_derivatives(&grads, cav)?;
+                let d = directional_derivatives(&grads, cav_for(run))?;
                 // Negating the CAV negates every derivative exactly.
                 Ok(if run.negated { d.into_iter().map(|v| -v).collect() } else { d })
             };
-            let baseline_derivatives: Vec<Vec<f64>> = design.baseline_runs.iter().map(run_derivatives).collect::<Result<_>>()?;
+            let baseline_derivatives: Vec<Vec<f64>> =
+                design.baseline_runs.iter().map(run_derivatives).collect::<Result<_>>()?;
             let baseline: Vec<f64> = baseline_derivatives.iter().map(|d| tcav_score(d)).collect();
-            let baseline_values: Vec<f64> = baseline_derivatives.iter().map(|d| statistic(config.statistic, d)).collect();
-            let baseline_sets: Vec<(usize, usize)> =
-                design.baseline_runs.iter().map(|r| r.scored()).map(|(p, n)| (index_of(p), index_of(n))).collect();
+            let baseline_values: Vec<f64> =
+                baseline_derivatives.iter().map(|d| statistic(config.statistic, d)).collect();
             derivatives.push(to_matrix(layer, class, "baseline", &baseline_derivatives)?);
             for concept in &sets.concepts {
                 let runs: Vec<Run> = design
@@ -232,8 +237,7 @@ pub fn run<M: BottleneckModel>(
                     .map(|r| Run { positive: concept.clone(), negative: r.clone(), negated: false })
                     .collect();
                 let per_run: Vec<Vec<f64>> = runs.iter().map(run_derivatives).collect::<Result<_>>()?;
-                let accuracies: Vec<f64> =
-                    runs.iter().map(|r| cav_of[&(r.positive.clone(), r.negative.clone())].holdout_accuracy).collect();
+                let accuracies: Vec<f64> = runs.iter().map(|r| cav_for(r).holdout_accuracy).collect();
                 let file = derivatives_file(layer, class, concept.as_str());
                 derivatives.push(to_matrix(layer, class, concept.as_str(), &per_run)?);
                 raw_rows.push(RawRow {
@@ -361,7 +365,8 @@ impl RawRow {
                 sums[p].1 += 1;
             }
         }
-        let reference = sums.into_iter().filter(|(_, count)| *count > 0).map(|(sum, count)| sum / count as f64).collect();
+        let reference =
+            sums.into_iter().filter(|(_, count)| *count > 0).map(|(sum, count)| sum / count as f64).collect();
         (concept.iter().sum::<f64>() / concept.len().max(1) as f64, reference)
     }
 
@@ -385,7 +390,8 @@ impl RawRow {
 /// Numbers of random runs at which stability is reported: 5, 10, 20, 30,
 /// 40, … up to and including `n`.
 fn stability_steps(n: usize) -> Vec<usize> {
-    let mut steps: Vec<usize> = [5, 10].into_iter().chain((2..).map(|k| 10 * k).take_while(|&k| k < n)).filter(|&k| k < n).collect();
+    let mut steps: Vec<usize> =
+        [5, 10].into_iter().chain((2..).map(|k| 10 * k).take_while(|&k| k < n)).filter(|&k| k < n).collect();
     steps.push(n);
     steps
 }
@@ -394,7 +400,11 @@ fn stability_steps(n: usize) -> Vec<usize> {
 /// experiment together, states each verdict's direction, and withholds a
 /// verdict from concepts whose CAVs are near chance. Repeats the tests with
 /// the first 5, 10, 20, … random sets to show how stable each verdict is.
-fn statistics(rows: &[RawRow], config: &TcavConfig, n_random: usize) -> Result<(Vec<ConceptResult>, Vec<StabilityRow>)> {
+fn statistics(
+    rows: &[RawRow],
+    config: &TcavConfig,
+    n_random: usize,
+) -> Result<(Vec<ConceptResult>, Vec<StabilityRow>)> {
     // (test, adjusted p, verdict, reliable, rank-test p) per row.
     type Tested = (TTest, f64, Verdict, bool, f64);
     let verdicts = |k: usize| -> Result<Vec<Tested>> {

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use tcav_report::{ConceptResult, Verdict};
 
-use crate::config::{DataConfig, ExperimentConfig};
 use crate::RunOutcome;
+use crate::config::{DataConfig, ExperimentConfig};
 
 /// One ground-truth experiment and its outcome.
 pub struct Variant<'a> {
@@ -20,7 +20,10 @@ pub struct Variant<'a> {
 
 /// For each family: (family, its colour concept, its caption concept).
 fn matching_concepts() -> Vec<(String, String, String)> {
-    tcav_datagen::families().iter().map(|f| (f.name.to_string(), f.colour_concept.to_string(), f.caption_concept())).collect()
+    tcav_datagen::families()
+        .iter()
+        .map(|f| (f.name.to_string(), f.colour_concept.to_string(), f.caption_concept()))
+        .collect()
 }
 
 fn rows(outcome: &RunOutcome, concept_of: impl Fn(&(String, String, String)) -> &String) -> Vec<&ConceptResult> {
@@ -39,7 +42,12 @@ fn verdict_counts(rows: &[&ConceptResult]) -> String {
     }
     let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
     let mut parts = Vec::new();
-    for (v, word) in [(Verdict::Above, "above"), (Verdict::Below, "below"), (Verdict::NotSignificant, "n.s."), (Verdict::Unreliable, "unreliable")] {
+    for (v, word) in [
+        (Verdict::Above, "above"),
+        (Verdict::Below, "below"),
+        (Verdict::NotSignificant, "n.s."),
+        (Verdict::Unreliable, "unreliable"),
+    ] {
         if count(v) > 0 {
             parts.push(format!("{} {word}", count(v)));
         }
@@ -109,7 +117,8 @@ pub fn markdown(variants: &[Variant<'_>], command: &str) -> String {
          or the caption blanked). The verdicts are TCAV's, for each family's own colour and own caption, over both \
          layers (so 6 per cell).\n"
     );
-    let _ = writeln!(md, "Regenerate this file with `{command}` (it reruns every experiment below; seeds are fixed).\n");
+    let _ =
+        writeln!(md, "Regenerate this file with `{command}` (it reruns every experiment below; seeds are fixed).\n");
     let _ = writeln!(
         md,
         "| variant | colour follows family | caption p | test accuracy | accuracy drop without colour | accuracy drop without caption | own colour: verdicts | own colour: mean TCAV | own caption: verdicts | own caption: mean TCAV | random sets as concepts: significant | significant results, all concepts |"
@@ -117,9 +126,10 @@ pub fn markdown(variants: &[Variant<'_>], command: &str) -> String {
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for v in variants {
         let (reliance, caption) = match &v.config.data {
-            DataConfig::Builtin { generator } => {
-                (format!("{:.2}", generator.colour_reliance), generator.caption.as_ref().map_or("–".into(), |c| format!("{:.2}", c.probability)))
-            }
+            DataConfig::Builtin { generator } => (
+                format!("{:.2}", generator.colour_reliance),
+                generator.caption.as_ref().map_or("–".into(), |c| format!("{:.2}", c.probability)),
+            ),
             DataConfig::Folders { .. } => ("–".into(), "–".into()),
         };
         let pct = |x: Option<f64>| x.map_or("–".into(), |d| format!("{:+.1} pts", 100.0 * d));
@@ -176,7 +186,10 @@ pub fn markdown(variants: &[Variant<'_>], command: &str) -> String {
     }
 
     let _ = writeln!(md, "\n## Details: each family's own colour and caption\n");
-    let _ = writeln!(md, "| variant | class | layer | concept | TCAV score (mean ± std over runs) | verdict | p | p adjusted |");
+    let _ = writeln!(
+        md,
+        "| variant | class | layer | concept | TCAV score (mean ± std over runs) | verdict | p | p adjusted |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
     for v in variants {
         let mut own: Vec<&ConceptResult> = rows(v.outcome, |f| &f.1);

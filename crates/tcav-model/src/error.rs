@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// A bottleneck name the model does not have.
-    #[error("layer `{layer}` is not a bottleneck of model `{architecture}`; available bottlenecks: {available}. Fix `layers` in the experiment config")]
+    #[error(
+        "layer `{layer}` is not a bottleneck of model `{architecture}`; available bottlenecks: {available}. Fix `layers` in the experiment config"
+    )]
     UnknownLayer {
         /// The requested layer.
         layer: String,

@@ -76,10 +76,10 @@ pub trait BottleneckModel {
     /// The index of `class`, or an error listing the classes there are.
     fn class_index(&self, class: &str) -> Result<usize> {
         let spec = self.spec();
-        spec.classes.iter().position(|c| c == class).ok_or_else(|| ModelError::UnknownClass {
-            class: class.to_string(),
-            available: spec.classes.join(", "),
-        })
+        spec.classes
+            .iter()
+            .position(|c| c == class)
+            .ok_or_else(|| ModelError::UnknownClass { class: class.to_string(), available: spec.classes.join(", ") })
     }
 }
 

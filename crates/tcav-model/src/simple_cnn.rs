@@ -97,10 +97,10 @@ impl SimpleCnn {
     /// Loads weights saved by [`SimpleCnn::save`].
     pub fn load(spec: ModelSpec, weights: &Path, device: Device) -> Result<Self> {
         let mut model = SimpleCnn::build(spec, device, false)?;
-        model
-            .vs
-            .load(weights)
-            .map_err(ModelError::torch(format!("loading weights from {} (retrain to regenerate them)", weights.display())))?;
+        model.vs.load(weights).map_err(ModelError::torch(format!(
+            "loading weights from {} (retrain to regenerate them)",
+            weights.display()
+        )))?;
         Ok(model)
     }
 
@@ -114,7 +114,8 @@ impl SimpleCnn {
         // is reproducible.
         let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        Tensor::write_safetensors(&named, &tmp).map_err(ModelError::torch(format!("saving weights to {}", tmp.display())))?;
+        Tensor::write_safetensors(&named, &tmp)
+            .map_err(ModelError::torch(format!("saving weights to {}", tmp.display())))?;
         std::fs::rename(&tmp, weights).map_err(|e| tcav_core::CoreError::io("renaming into", weights, e))?;
         Ok(())
     }

@@ -52,11 +52,7 @@ fn photo(seed: u64) -> RgbImage {
             }
         }
         let noise = (next() % 24) as u8;
-        Rgb([
-            ((x + phase) / 3) as u8 ^ noise,
-            ((y + 2 * phase) / 2) as u8 + noise / 2,
-            ((x + y) / 5) as u8 + noise,
-        ])
+        Rgb([((x + phase) / 3) as u8 ^ noise, ((y + 2 * phase) / 2) as u8 + noise / 2, ((x + y) / 5) as u8 + noise])
     })
 }
 
@@ -87,62 +83,39 @@ fn inputs() -> Vec<Vec<u8>> {
         .into_par_iter()
         .map(|seed| {
             let mut bytes = Cursor::new(Vec::new());
-            DynamicImage::ImageRgb8(photo(seed))
-                .write_to(&mut bytes, ImageFormat::Jpeg)
-                .expect("encoding a JPEG");
+            DynamicImage::ImageRgb8(photo(seed)).write_to(&mut bytes, ImageFormat::Jpeg).expect("encoding a JPEG");
             let bytes = bytes.into_inner();
-            if seed % 4 == 0 {
-                with_exif_orientation(&bytes, 6)
-            } else {
-                bytes
-            }
+            if seed % 4 == 0 { with_exif_orientation(&bytes, 6) } else { bytes }
         })
         .collect();
     for (i, bytes) in images.iter().enumerate() {
-        std::fs::write(folder.join(format!("photo{i:03}.jpg")), bytes)
-            .expect("writing a benchmark JPEG");
+        std::fs::write(folder.join(format!("photo{i:03}.jpg")), bytes).expect("writing a benchmark JPEG");
     }
     let total: usize = images.iter().map(Vec::len).sum();
-    eprintln!(
-        "{IMAGES} JPEGs, {} KiB on average, in {}",
-        total / IMAGES / 1024,
-        folder.display()
-    );
+    eprintln!("{IMAGES} JPEGs, {} KiB on average, in {}", total / IMAGES / 1024, folder.display());
     images
 }
 
 fn run_all(images: &[Vec<u8>], config: &PreprocessConfig) -> usize {
-    images
-        .iter()
-        .map(|bytes| preprocess_bytes(black_box(bytes), config).map_or(0, |frames| frames.len()))
-        .sum()
+    images.iter().map(|bytes| preprocess_bytes(black_box(bytes), config).map_or(0, |frames| frames.len())).sum()
 }
 
 fn bench(c: &mut Criterion) {
     let images = inputs();
     let config = PreprocessConfig::default();
-    assert_eq!(
-        run_all(&images, &config),
-        IMAGES,
-        "every benchmark image should pass"
-    );
+    assert_eq!(run_all(&images, &config), IMAGES, "every benchmark image should pass");
     let mut group = c.benchmark_group("decode_orient_crop_resize_hash_256");
     group.sample_size(10);
     group.throughput(Throughput::Elements(IMAGES as u64));
     group.bench_function("one_thread", |b| b.iter(|| run_all(&images, &config)));
-    group.bench_function(
-        format!("rayon_{}_threads", rayon::current_num_threads()),
-        |b| {
-            b.iter(|| {
-                images
-                    .par_iter()
-                    .map(|bytes| {
-                        preprocess_bytes(black_box(bytes), &config).map_or(0, |frames| frames.len())
-                    })
-                    .sum::<usize>()
-            })
-        },
-    );
+    group.bench_function(format!("rayon_{}_threads", rayon::current_num_threads()), |b| {
+        b.iter(|| {
+            images
+                .par_iter()
+                .map(|bytes| preprocess_bytes(black_box(bytes), &config).map_or(0, |frames| frames.len()))
+                .sum::<usize>()
+        })
+    });
     group.finish();
 }
 

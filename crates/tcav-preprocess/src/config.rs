@@ -136,12 +136,7 @@ pub struct DuplicateConfig {
 
 impl Default for DuplicateConfig {
     fn default() -> Self {
-        DuplicateConfig {
-            near: true,
-            max_distance: 10,
-            max_colour_difference: 6.0,
-            within_set: WithinSet::default(),
-        }
+        DuplicateConfig { near: true, max_distance: 10, max_colour_difference: 6.0, within_set: WithinSet::default() }
     }
 }
 
@@ -230,11 +225,7 @@ pub struct SplitFractions {
 
 impl Default for SplitFractions {
     fn default() -> Self {
-        SplitFractions {
-            train: 0.7,
-            validation: 0.15,
-            test: 0.15,
-        }
+        SplitFractions { train: 0.7, validation: 0.15, test: 0.15 }
     }
 }
 
@@ -264,8 +255,7 @@ pub enum BadImagePolicy {
 impl PreprocessConfig {
     /// Checks every field, naming the first one that is out of range.
     pub fn validate(&self) -> Result<(), PreprocessError> {
-        let bad =
-            |field: &'static str, problem: String| Err(PreprocessError::Config { field, problem });
+        let bad = |field: &'static str, problem: String| Err(PreprocessError::Config { field, problem });
         if self.size == 0 || self.size > MAX_SIDE {
             return bad("size", format!("{} is outside 1..={MAX_SIDE}", self.size));
         }
@@ -290,10 +280,7 @@ impl PreprocessConfig {
             );
         }
         if self.split.train == 0.0 {
-            return bad(
-                "split.train",
-                "is 0, so the classifier would have no images to train on".to_owned(),
-            );
+            return bad("split.train", "is 0, so the classifier would have no images to train on".to_owned());
         }
         if self.gif_frames == GifFrames::Every(0) {
             return bad(
@@ -315,9 +302,7 @@ impl PreprocessConfig {
         if !(0.0..=255.0).contains(&colour) {
             return bad(
                 "duplicates.max_colour_difference",
-                format!(
-                    "{colour} is not a mean difference of 8-bit colour values, in [0, 255]; the default is 6"
-                ),
+                format!("{colour} is not a mean difference of 8-bit colour values, in [0, 255]; the default is 6"),
             );
         }
         Ok(())
@@ -340,31 +325,16 @@ mod tests {
         assert_eq!(config.crop, CropMode::CenterSquare);
         assert_eq!(config.filter, ResizeFilter::Lanczos3);
         assert_eq!(config.min_side, 32);
-        assert_eq!(
-            config.split,
-            SplitFractions {
-                train: 0.7,
-                validation: 0.15,
-                test: 0.15
-            }
-        );
+        assert_eq!(config.split, SplitFractions { train: 0.7, validation: 0.15, test: 0.15 });
         assert_eq!(config.salt, "tcav");
         assert_eq!(config.on_bad_image, BadImagePolicy::Skip);
         assert_eq!(config.background, [255, 255, 255]);
         assert_eq!(config.gif_frames, GifFrames::First);
         assert_eq!(
             config.duplicates,
-            DuplicateConfig {
-                near: true,
-                max_distance: 10,
-                max_colour_difference: 6.0,
-                within_set: WithinSet::Keep
-            }
+            DuplicateConfig { near: true, max_distance: 10, max_colour_difference: 6.0, within_set: WithinSet::Keep }
         );
-        assert_eq!(
-            (config.exclusions.as_deref(), config.lockfile.as_deref()),
-            (None, None)
-        );
+        assert_eq!((config.exclusions.as_deref(), config.lockfile.as_deref()), (None, None));
         config.validate().unwrap();
         // Unset paths are left out of the JSON, so TOML can write it too.
         assert!(!serde_json::to_string(&config).unwrap().contains("lockfile"));
@@ -383,14 +353,8 @@ mod tests {
         config.validate().unwrap();
         let back = parse(&serde_json::to_string(&config).unwrap()).unwrap();
         assert_eq!(back, config);
-        assert_eq!(
-            parse(r#"{"crop": "center_square"}"#).unwrap().crop,
-            CropMode::CenterSquare
-        );
-        assert_eq!(
-            parse(r#"{"crop": {"pad_square": {}}}"#).unwrap().crop,
-            CropMode::PadSquare { colour: [0, 0, 0] }
-        );
+        assert_eq!(parse(r#"{"crop": "center_square"}"#).unwrap().crop, CropMode::CenterSquare);
+        assert_eq!(parse(r#"{"crop": {"pad_square": {}}}"#).unwrap().crop, CropMode::PadSquare { colour: [0, 0, 0] });
 
         let config = parse(
             r#"{"gif_frames": {"every": 3}, "duplicates": {"max_distance": 6, "within_set": "drop"},
@@ -400,26 +364,12 @@ mod tests {
         assert_eq!(config.gif_frames, GifFrames::Every(3));
         assert_eq!(
             config.duplicates,
-            DuplicateConfig {
-                near: true,
-                max_distance: 6,
-                max_colour_difference: 6.0,
-                within_set: WithinSet::Drop
-            }
+            DuplicateConfig { near: true, max_distance: 6, max_colour_difference: 6.0, within_set: WithinSet::Drop }
         );
-        assert_eq!(
-            config.exclusions.as_deref(),
-            Some(std::path::Path::new("data/exclude.txt"))
-        );
+        assert_eq!(config.exclusions.as_deref(), Some(std::path::Path::new("data/exclude.txt")));
         config.validate().unwrap();
-        assert_eq!(
-            parse(&serde_json::to_string(&config).unwrap()).unwrap(),
-            config
-        );
-        assert_eq!(
-            parse(r#"{"gif_frames": "first"}"#).unwrap().gif_frames,
-            GifFrames::First
-        );
+        assert_eq!(parse(&serde_json::to_string(&config).unwrap()).unwrap(), config);
+        assert_eq!(parse(r#"{"gif_frames": "first"}"#).unwrap().gif_frames, GifFrames::First);
     }
 
     #[test]
@@ -443,45 +393,26 @@ mod tests {
             config.validate().unwrap_err().to_string()
         };
         let err = with(&|c| c.split.validation = 1.5);
-        assert!(
-            err.contains("`split.validation`") && err.contains("1.5"),
-            "{err}"
-        );
+        assert!(err.contains("`split.validation`") && err.contains("1.5"), "{err}");
         let err = with(&|c| c.split.test = -0.1);
         assert!(err.contains("`split.test`"), "{err}");
         let err = with(&|c| c.split.train = 0.8);
-        assert!(
-            err.contains("`split`") && err.contains("add up to 1"),
-            "{err}"
-        );
+        assert!(err.contains("`split`") && err.contains("add up to 1"), "{err}");
         let err = with(&|c| c.split.validation = f64::NAN);
         assert!(err.contains("`split.validation`"), "{err}");
         let err = with(&|c| c.size = 0);
         assert!(err.contains("`size`"), "{err}");
-        let err = with(&|c| {
-            c.split = SplitFractions {
-                train: 0.0,
-                validation: 0.5,
-                test: 0.5,
-            }
-        });
+        let err = with(&|c| c.split = SplitFractions { train: 0.0, validation: 0.5, test: 0.5 });
         assert!(err.contains("`split.train`"), "{err}");
         let err = with(&|c| c.gif_frames = GifFrames::Every(0));
         assert!(err.contains("`gif_frames`"), "{err}");
         let err = with(&|c| c.duplicates.max_distance = MAX_NEAR_DUPLICATE_DISTANCE);
-        assert!(
-            err.contains("`duplicates.max_distance`") && err.contains("about 32"),
-            "{err}"
-        );
+        assert!(err.contains("`duplicates.max_distance`") && err.contains("about 32"), "{err}");
         let err = with(&|c| c.duplicates.max_colour_difference = f64::NAN);
         assert!(err.contains("`duplicates.max_colour_difference`"), "{err}");
         // Sums off by rounding only are fine.
         let ok = PreprocessConfig {
-            split: SplitFractions {
-                train: 0.1 + 0.2,
-                validation: 0.3,
-                test: 0.4,
-            },
+            split: SplitFractions { train: 0.1 + 0.2, validation: 0.3, test: 0.4 },
             ..PreprocessConfig::default()
         };
         ok.validate().unwrap();

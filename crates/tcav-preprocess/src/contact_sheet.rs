@@ -32,19 +32,8 @@ pub(crate) fn write_all(
     exclusions: Option<&Path>,
 ) -> Result<(), PreprocessError> {
     for summary in &manifest.sets {
-        let entries: Vec<&ManifestEntry> = manifest
-            .entries
-            .iter()
-            .filter(|e| e.set == summary.set)
-            .collect();
-        let html = page(
-            summary.role,
-            summary.set.as_str(),
-            &summary.folder,
-            &entries,
-            out,
-            exclusions,
-        );
+        let entries: Vec<&ManifestEntry> = manifest.entries.iter().filter(|e| e.set == summary.set).collect();
+        let html = page(summary.role, summary.set.as_str(), &summary.folder, &entries, out, exclusions);
         write_atomic(&dir.join(format!("{}.html", summary.set)), html.as_bytes())?;
     }
     Ok(())
@@ -59,11 +48,8 @@ fn page(
     exclusions: Option<&Path>,
 ) -> String {
     let what = role.map_or("set", SetRole::as_str);
-    let accepted: Vec<&ManifestEntry> = entries
-        .iter()
-        .copied()
-        .filter(|e| matches!(e.outcome, Outcome::Accepted { .. }))
-        .collect();
+    let accepted: Vec<&ManifestEntry> =
+        entries.iter().copied().filter(|e| matches!(e.outcome, Outcome::Accepted { .. })).collect();
     let thumbnails: Vec<Option<String>> = accepted
         .par_iter()
         .map(|entry| match &entry.outcome {
@@ -96,27 +82,18 @@ fn page(
     for (entry, thumb) in accepted.iter().zip(&thumbnails) {
         let hash = entry.source_hash.as_deref().unwrap_or_default();
         let short = hash.get(..16).unwrap_or(hash);
-        let file = entry.source.file_name().map_or_else(
-            || entry.source.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let frame = entry
-            .frame
-            .map_or(String::new(), |f| format!(" (frame {f})"));
+        let file = entry
+            .source
+            .file_name()
+            .map_or_else(|| entry.source.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let frame = entry.frame.map_or(String::new(), |f| format!(" (frame {f})"));
         let split = match &entry.outcome {
-            Outcome::Accepted {
-                split: Some(split), ..
-            } => format!("<br>{split}"),
+            Outcome::Accepted { split: Some(split), .. } => format!("<br>{split}"),
             _ => String::new(),
         };
         let img = thumb.as_ref().map_or_else(
             || "<div>no thumbnail</div>".to_owned(),
-            |data| {
-                format!(
-                    "<img src=\"data:image/jpeg;base64,{data}\" alt=\"{}\">",
-                    escape(&file)
-                )
-            },
+            |data| format!("<img src=\"data:image/jpeg;base64,{data}\" alt=\"{}\">", escape(&file)),
         );
         let _ = writeln!(
             html,
@@ -127,10 +104,8 @@ fn page(
         );
     }
     html.push_str("</div>\n");
-    let rejected: Vec<&&ManifestEntry> = entries
-        .iter()
-        .filter(|e| matches!(e.outcome, Outcome::Rejected { .. }))
-        .collect();
+    let rejected: Vec<&&ManifestEntry> =
+        entries.iter().filter(|e| matches!(e.outcome, Outcome::Rejected { .. })).collect();
     if !rejected.is_empty() {
         let _ = writeln!(html, "<h2>Left out ({})</h2>\n<ul>", rejected.len());
         for entry in rejected {
@@ -157,9 +132,7 @@ fn thumbnail(path: &Path) -> Option<String> {
     let image = image::open(path).ok()?.into_rgb8();
     let small = imageops::resize(&image, THUMBNAIL_SIDE, THUMBNAIL_SIDE, FilterType::Triangle);
     let mut bytes = Cursor::new(Vec::new());
-    JpegEncoder::new_with_quality(&mut bytes, 85)
-        .encode_image(&small)
-        .ok()?;
+    JpegEncoder::new_with_quality(&mut bytes, 85).encode_image(&small).ok()?;
     Some(base64::engine::general_purpose::STANDARD.encode(bytes.into_inner()))
 }
 

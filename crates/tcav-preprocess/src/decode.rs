@@ -8,10 +8,7 @@ use std::io::Cursor;
 
 use image::codecs::gif::GifDecoder;
 use image::metadata::Orientation;
-use image::{
-    AnimationDecoder, DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits,
-    RgbImage,
-};
+use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::config::{GifFrames, MAX_DECODE_BYTES, MAX_GIF_FRAMES, MAX_SIDE};
 use crate::manifest::RejectionKind;
@@ -27,10 +24,7 @@ pub struct Rejection {
 
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind, reason: impl Into<String>) -> Self {
-        Rejection {
-            kind,
-            reason: reason.into(),
-        }
+        Rejection { kind, reason: reason.into() }
     }
 }
 
@@ -83,11 +77,7 @@ pub(crate) fn decode_frames(
             .unwrap_or_else(|| classify(format, e)),
         other => classify(format, other),
     })?;
-    check_header(
-        decoder.dimensions(),
-        decoder.total_bytes(),
-        options.min_side,
-    )?;
+    check_header(decoder.dimensions(), decoder.total_bytes(), options.min_side)?;
     // Broken EXIF data is common in crawled photos and says nothing about
     // the pixels: treat it as "no rotation" rather than rejecting the image.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
@@ -106,16 +96,9 @@ fn decode_gif_frames(
     step: u32,
     mut each: impl FnMut(Option<u32>, RgbImage),
 ) -> Result<bool, Rejection> {
-    let mut decoder =
-        GifDecoder::new(Cursor::new(bytes)).map_err(|e| classify(ImageFormat::Gif, e))?;
-    decoder
-        .set_limits(limits())
-        .map_err(|e| classify(ImageFormat::Gif, e))?;
-    check_header(
-        decoder.dimensions(),
-        decoder.total_bytes(),
-        options.min_side,
-    )?;
+    let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(|e| classify(ImageFormat::Gif, e))?;
+    decoder.set_limits(limits()).map_err(|e| classify(ImageFormat::Gif, e))?;
+    check_header(decoder.dimensions(), decoder.total_bytes(), options.min_side)?;
     let mut frames = decoder.into_frames();
     for index in 0.. {
         if index == MAX_GIF_FRAMES {
@@ -128,13 +111,7 @@ fn decode_gif_frames(
             rejection
         })?;
         if index % step == 0 {
-            each(
-                Some(index),
-                to_rgb8(
-                    DynamicImage::ImageRgba8(frame.into_buffer()),
-                    options.background,
-                ),
-            );
+            each(Some(index), to_rgb8(DynamicImage::ImageRgba8(frame.into_buffer()), options.background));
         }
     }
     Ok(false)
@@ -143,9 +120,7 @@ fn decode_gif_frames(
 /// The dimensions a header claims, read without any limit (the header
 /// alone is small, whatever it claims).
 fn claimed_size(bytes: &[u8]) -> Option<(u32, u32)> {
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .ok()?;
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().ok()?;
     reader.no_limits();
     reader.into_dimensions().ok()
 }
@@ -160,11 +135,7 @@ fn limits() -> Limits {
 
 /// Checks the dimensions a header claims before a single pixel is decoded,
 /// whether or not the format's decoder enforces the limits itself.
-fn check_header(
-    (width, height): (u32, u32),
-    total_bytes: u64,
-    min_side: u32,
-) -> Result<(), Rejection> {
+fn check_header((width, height): (u32, u32), total_bytes: u64, min_side: u32) -> Result<(), Rejection> {
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(Rejection::new(
             RejectionKind::TooLarge,
@@ -194,40 +165,21 @@ fn check_header(
 
 /// Decodes a still image (or a GIF's first frame) to one upright RGB image.
 #[cfg(test)]
-pub(crate) fn decode_rgb(
-    bytes: &[u8],
-    min_side: u32,
-    background: [u8; 3],
-) -> Result<RgbImage, Rejection> {
+pub(crate) fn decode_rgb(bytes: &[u8], min_side: u32, background: [u8; 3]) -> Result<RgbImage, Rejection> {
     let mut out = None;
-    decode_frames(
-        bytes,
-        DecodeOptions {
-            min_side,
-            background,
-            gif_frames: GifFrames::First,
-        },
-        |_, image| {
-            out = Some(image);
-        },
-    )?;
+    decode_frames(bytes, DecodeOptions { min_side, background, gif_frames: GifFrames::First }, |_, image| {
+        out = Some(image);
+    })?;
     out.ok_or_else(|| Rejection::new(RejectionKind::Undecodable, "no frame"))
 }
 
 fn classify(format: ImageFormat, error: ImageError) -> Rejection {
     match error {
-        ImageError::Limits(e) => Rejection::new(
-            RejectionKind::TooLarge,
-            format!("over the decoding limits: {e}"),
-        ),
-        ImageError::Unsupported(e) => Rejection::new(
-            RejectionKind::Undecodable,
-            format!("unsupported {format:?} variant: {e}"),
-        ),
-        other => Rejection::new(
-            RejectionKind::Undecodable,
-            format!("cannot decode as {format:?}: {other}"),
-        ),
+        ImageError::Limits(e) => Rejection::new(RejectionKind::TooLarge, format!("over the decoding limits: {e}")),
+        ImageError::Unsupported(e) => {
+            Rejection::new(RejectionKind::Undecodable, format!("unsupported {format:?} variant: {e}"))
+        }
+        other => Rejection::new(RejectionKind::Undecodable, format!("cannot decode as {format:?}: {other}")),
     }
 }
 
@@ -235,24 +187,14 @@ fn hex_start(bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "the file is empty".to_owned();
     }
-    bytes
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 /// Rejects files that end early. Decoders would otherwise fill the missing
 /// part with grey (JPEG) or stop silently, and the classifier would learn
 /// from half images.
 pub(crate) fn check_complete(bytes: &[u8], format: ImageFormat) -> Result<(), Rejection> {
-    let truncated = |what: &str| {
-        Err(Rejection::new(
-            RejectionKind::Truncated,
-            format!("truncated {format:?}: {what}"),
-        ))
-    };
+    let truncated = |what: &str| Err(Rejection::new(RejectionKind::Truncated, format!("truncated {format:?}: {what}")));
     match format {
         ImageFormat::Jpeg => {
             // Some writers pad files with zeros after the end marker.
@@ -271,16 +213,12 @@ pub(crate) fn check_complete(bytes: &[u8], format: ImageFormat) -> Result<(), Re
         }
         ImageFormat::WebP => {
             // RIFF header: "RIFF", then the length of everything after these 8 bytes.
-            let declared = bytes
-                .get(4..8)
-                .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            let declared = bytes.get(4..8).map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
             match declared {
                 Some(len) if (bytes.len() as u64) >= len + 8 => Ok(()),
-                Some(len) => truncated(&format!(
-                    "the RIFF header declares {} bytes but the file has {}",
-                    len + 8,
-                    bytes.len()
-                )),
+                Some(len) => {
+                    truncated(&format!("the RIFF header declares {} bytes but the file has {}", len + 8, bytes.len()))
+                }
                 None => truncated("the file is shorter than its RIFF header"),
             }
         }
@@ -376,31 +314,15 @@ mod tests {
     #[test]
     fn grey_and_16_bit_inputs_become_8_bit_rgb() {
         let grey = ImageBuffer::<Luma<u8>, _>::from_fn(40, 40, |x, _| Luma([(x * 6) as u8]));
-        let rgb = decode_rgb(
-            &encode(&DynamicImage::ImageLuma8(grey), ImageFormat::Png),
-            1,
-            [0; 3],
-        )
-        .unwrap();
+        let rgb = decode_rgb(&encode(&DynamicImage::ImageLuma8(grey), ImageFormat::Png), 1, [0; 3]).unwrap();
         assert_eq!(rgb.get_pixel(10, 3), &Rgb([60, 60, 60]));
 
-        let deep =
-            ImageBuffer::<Rgb<u16>, _>::from_fn(40, 40, |x, _| Rgb([65535, 257 * x as u16, 0]));
-        let rgb = decode_rgb(
-            &encode(&DynamicImage::ImageRgb16(deep), ImageFormat::Png),
-            1,
-            [0; 3],
-        )
-        .unwrap();
+        let deep = ImageBuffer::<Rgb<u16>, _>::from_fn(40, 40, |x, _| Rgb([65535, 257 * x as u16, 0]));
+        let rgb = decode_rgb(&encode(&DynamicImage::ImageRgb16(deep), ImageFormat::Png), 1, [0; 3]).unwrap();
         assert_eq!(rgb.get_pixel(7, 0), &Rgb([255, 7, 0]));
 
         let grey_alpha = ImageBuffer::<LumaA<u16>, _>::from_pixel(40, 40, LumaA([0, 0]));
-        let rgb = decode_rgb(
-            &encode(&DynamicImage::ImageLumaA16(grey_alpha), ImageFormat::Png),
-            1,
-            [9, 8, 7],
-        )
-        .unwrap();
+        let rgb = decode_rgb(&encode(&DynamicImage::ImageLumaA16(grey_alpha), ImageFormat::Png), 1, [9, 8, 7]).unwrap();
         assert_eq!(rgb.get_pixel(0, 0), &Rgb([9, 8, 7]));
     }
 
@@ -435,29 +357,17 @@ mod tests {
         let err = decode_rgb(b"", 1, [0; 3]).unwrap_err();
         assert!(err.reason.contains("empty"), "{err:?}");
         // A valid PNG signature and chunk list with a corrupt header chunk.
-        let mut png = encode(
-            &DynamicImage::ImageRgb8(gradient_rgb(40, 40)),
-            ImageFormat::Png,
-        );
+        let mut png = encode(&DynamicImage::ImageRgb8(gradient_rgb(40, 40)), ImageFormat::Png);
         png[16..24].copy_from_slice(&[0xFF; 8]);
         let err = decode_rgb(&png, 1, [0; 3]).unwrap_err();
-        assert!(
-            matches!(
-                err.kind,
-                RejectionKind::Undecodable | RejectionKind::TooLarge
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err.kind, RejectionKind::Undecodable | RejectionKind::TooLarge), "{err:?}");
     }
 
     #[test]
     fn huge_dimensions_are_rejected_before_decoding() {
         // A PNG header claiming 100000 x 100000 pixels, with no pixel data:
         // decoding would need 30 GB.
-        let mut png = encode(
-            &DynamicImage::ImageRgb8(gradient_rgb(40, 40)),
-            ImageFormat::Png,
-        );
+        let mut png = encode(&DynamicImage::ImageRgb8(gradient_rgb(40, 40)), ImageFormat::Png);
         png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
         let crc_input = &png[12..29];
@@ -469,37 +379,19 @@ mod tests {
 
     #[test]
     fn small_images_are_rejected_by_their_shorter_side() {
-        let bytes = encode(
-            &DynamicImage::ImageRgb8(gradient_rgb(100, 20)),
-            ImageFormat::Png,
-        );
+        let bytes = encode(&DynamicImage::ImageRgb8(gradient_rgb(100, 20)), ImageFormat::Png);
         let err = decode_rgb(&bytes, 32, [0; 3]).unwrap_err();
         assert_eq!(err.kind, RejectionKind::TooSmall);
-        assert!(
-            err.reason.contains("100 x 20") && err.reason.contains("min_side = 32"),
-            "{err:?}"
-        );
-        assert_eq!(
-            decode_rgb(&bytes, 20, [0; 3]).unwrap().dimensions(),
-            (100, 20)
-        );
+        assert!(err.reason.contains("100 x 20") && err.reason.contains("min_side = 32"), "{err:?}");
+        assert_eq!(decode_rgb(&bytes, 20, [0; 3]).unwrap().dimensions(), (100, 20));
     }
 
     #[test]
     fn exif_orientation_is_applied() {
         // 64 x 32, red left half and blue right half, tagged "rotate 90° clockwise".
-        let wide = RgbImage::from_fn(64, 32, |x, _| {
-            if x < 32 {
-                Rgb([255, 0, 0])
-            } else {
-                Rgb([0, 0, 255])
-            }
-        });
+        let wide = RgbImage::from_fn(64, 32, |x, _| if x < 32 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
         let plain = encode(&DynamicImage::ImageRgb8(wide), ImageFormat::Jpeg);
-        assert_eq!(
-            decode_rgb(&plain, 1, [0; 3]).unwrap().dimensions(),
-            (64, 32)
-        );
+        assert_eq!(decode_rgb(&plain, 1, [0; 3]).unwrap().dimensions(), (64, 32));
         let tagged = crate::fixtures::with_exif_orientation(&plain, 6);
         let upright = decode_rgb(&tagged, 1, [0; 3]).unwrap();
         assert_eq!(upright.dimensions(), (32, 64));
@@ -507,10 +399,7 @@ mod tests {
         let top = upright.get_pixel(16, 8);
         let bottom = upright.get_pixel(16, 56);
         assert!(top[0] > 200 && top[2] < 60, "top should be red: {top:?}");
-        assert!(
-            bottom[2] > 200 && bottom[0] < 60,
-            "bottom should be blue: {bottom:?}"
-        );
+        assert!(bottom[2] > 200 && bottom[0] < 60, "bottom should be blue: {bottom:?}");
     }
 
     #[test]
@@ -527,26 +416,14 @@ mod tests {
     fn cmyk_jpeg_becomes_rgb() {
         // Pure magenta + yellow ink is red; no ink is white; full black ink is black.
         let bytes = crate::fixtures::cmyk_jpeg(64, 64, [0, 255, 255, 0]);
-        assert!(
-            bytes.windows(5).any(|w| w == b"Adobe"),
-            "the fixture should carry an Adobe APP14 marker"
-        );
+        assert!(bytes.windows(5).any(|w| w == b"Adobe"), "the fixture should carry an Adobe APP14 marker");
         let rgb = decode_rgb(&bytes, 1, [0; 3]).unwrap();
         let red = rgb.get_pixel(32, 8);
-        assert!(
-            red[0] > 220 && red[1] < 40 && red[2] < 40,
-            "CMYK red decoded as {red:?}"
-        );
+        assert!(red[0] > 220 && red[1] < 40 && red[2] < 40, "CMYK red decoded as {red:?}");
         let no_ink = rgb.get_pixel(1, 60);
-        assert!(
-            no_ink.0.iter().all(|&c| c > 220),
-            "no ink should be white, got {no_ink:?}"
-        );
+        assert!(no_ink.0.iter().all(|&c| c > 220), "no ink should be white, got {no_ink:?}");
         let black = rgb.get_pixel(62, 60);
-        assert!(
-            black.0.iter().all(|&c| c < 40),
-            "full black ink should be black, got {black:?}"
-        );
+        assert!(black.0.iter().all(|&c| c < 40), "full black ink should be black, got {black:?}");
     }
 
     #[test]
@@ -562,42 +439,22 @@ mod tests {
 
     #[test]
     fn gif_frames_first_or_every_nth() {
-        let colours = [
-            [255, 0, 0],
-            [0, 255, 0],
-            [0, 0, 255],
-            [255, 255, 0],
-            [0, 255, 255],
-        ];
-        let frames: Vec<image::RgbaImage> = colours
-            .iter()
-            .map(|&[r, g, b]| image::RgbaImage::from_pixel(40, 40, Rgba([r, g, b, 255])))
-            .collect();
+        let colours = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]];
+        let frames: Vec<image::RgbaImage> =
+            colours.iter().map(|&[r, g, b]| image::RgbaImage::from_pixel(40, 40, Rgba([r, g, b, 255]))).collect();
         let gif = crate::fixtures::animated_gif(&frames);
         let collect = |gif_frames| {
             let mut out = Vec::new();
-            decode_frames(
-                &gif,
-                DecodeOptions {
-                    min_side: 1,
-                    background: [0; 3],
-                    gif_frames,
-                },
-                |i, img| {
-                    out.push((i, *img.get_pixel(20, 20)));
-                },
-            )
+            decode_frames(&gif, DecodeOptions { min_side: 1, background: [0; 3], gif_frames }, |i, img| {
+                out.push((i, *img.get_pixel(20, 20)));
+            })
             .unwrap();
             out
         };
         assert_eq!(collect(GifFrames::First), [(None, Rgb([255, 0, 0]))]);
         assert_eq!(
             collect(GifFrames::Every(2)),
-            [
-                (Some(0), Rgb([255, 0, 0])),
-                (Some(2), Rgb([0, 0, 255])),
-                (Some(4), Rgb([0, 255, 255]))
-            ]
+            [(Some(0), Rgb([255, 0, 0])), (Some(2), Rgb([0, 0, 255])), (Some(4), Rgb([0, 255, 255]))]
         );
         assert_eq!(collect(GifFrames::Every(1)).len(), 5);
         // Without its trailer the GIF is truncated, however many frames survive.
@@ -607,28 +464,17 @@ mod tests {
 
     #[test]
     fn a_header_claiming_30000_by_30000_is_rejected_before_decoding() {
-        let err =
-            decode_rgb(&crate::fixtures::png_claiming(30_000, 30_000), 1, [0; 3]).unwrap_err();
+        let err = decode_rgb(&crate::fixtures::png_claiming(30_000, 30_000), 1, [0; 3]).unwrap_err();
         assert_eq!(err.kind, RejectionKind::TooLarge, "{err:?}");
         assert!(err.reason.contains("30000 x 30000"), "{err:?}");
         // The same claim in a GIF's logical screen descriptor, under both frame modes.
-        let mut gif = crate::fixtures::animated_gif(&[image::RgbaImage::from_pixel(
-            40,
-            40,
-            Rgba([9, 9, 9, 255]),
-        )]);
+        let mut gif = crate::fixtures::animated_gif(&[image::RgbaImage::from_pixel(40, 40, Rgba([9, 9, 9, 255]))]);
         gif[6..8].copy_from_slice(&30_000u16.to_le_bytes());
         gif[8..10].copy_from_slice(&30_000u16.to_le_bytes());
         for gif_frames in [GifFrames::First, GifFrames::Every(1)] {
-            let err = decode_frames(
-                &gif,
-                DecodeOptions {
-                    min_side: 1,
-                    background: [0; 3],
-                    gif_frames,
-                },
-                |_, _| panic!("no frame may be decoded"),
-            )
+            let err = decode_frames(&gif, DecodeOptions { min_side: 1, background: [0; 3], gif_frames }, |_, _| {
+                panic!("no frame may be decoded")
+            })
             .unwrap_err();
             assert_eq!(err.kind, RejectionKind::TooLarge, "{err:?}");
         }

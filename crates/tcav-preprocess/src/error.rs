@@ -9,9 +9,7 @@ use tcav_core::{CoreError, SetName};
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
     /// A config field is out of range.
-    #[error(
-        "invalid preprocessing setting `{field}`: {problem}; fix it in the preprocessing config"
-    )]
+    #[error("invalid preprocessing setting `{field}`: {problem}; fix it in the preprocessing config")]
     Config {
         /// The field, as written in the config (`split.train`).
         field: &'static str,

@@ -61,21 +61,13 @@ pub(crate) struct Match {
 impl ExclusionList {
     /// Reads and parses the list at `file`.
     pub(crate) fn read(file: &Path) -> Result<Self, PreprocessError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| CoreError::io("reading the exclusion list", file, e))?;
+        let text = std::fs::read_to_string(file).map_err(|e| CoreError::io("reading the exclusion list", file, e))?;
         Self::parse(file, &text)
     }
 
     pub(crate) fn parse(file: &Path, text: &str) -> Result<Self, PreprocessError> {
-        let root = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut list = ExclusionList {
-            file: file.to_path_buf(),
-            entries: Vec::new(),
-            by_path: HashMap::new(),
-        };
+        let root = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut list = ExclusionList { file: file.to_path_buf(), entries: Vec::new(), by_path: HashMap::new() };
         for (number, raw) in text.lines().enumerate() {
             let line = number + 1;
             let entry = strip_comment(raw).trim();
@@ -104,11 +96,7 @@ impl ExclusionList {
                 }
                 EntryKind::Path
             };
-            list.entries.push(Entry {
-                line,
-                text: entry.to_owned(),
-                kind,
-            });
+            list.entries.push(Entry { line, text: entry.to_owned(), kind });
         }
         Ok(list)
     }
@@ -117,19 +105,14 @@ impl ExclusionList {
     /// path, when it has one) or with content hash `hash`.
     pub(crate) fn find(&self, canonical: Option<&Path>, hash: &str) -> Option<Match> {
         let by_path = canonical.and_then(|p| self.by_path.get(p)).copied();
-        let by_hash = self
-            .entries
-            .iter()
-            .position(|e| matches!(&e.kind, EntryKind::Hash(h) if hash.starts_with(h.as_str())));
+        let by_hash =
+            self.entries.iter().position(|e| matches!(&e.kind, EntryKind::Hash(h) if hash.starts_with(h.as_str())));
         let index = match (by_path, by_hash) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b)?,
         };
         let entry = &self.entries[index];
-        Some(Match {
-            line: entry.line,
-            text: entry.text.clone(),
-        })
+        Some(Match { line: entry.line, text: entry.text.clone() })
     }
 
     /// Entries that matched none of `used` (line numbers), as `line: text`.
@@ -169,22 +152,14 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("classes/fire")).unwrap();
         std::fs::write(dir.path().join("classes/fire/a#1.png"), b"x").unwrap();
         let file = dir.path().join("exclude.txt");
-        let text = "# reviewed 2026-03-01\n\n3F2A9C0D1B7E4F65  # a person\nclasses/fire/a#1.png # chibi\nclasses/gone.png\n";
+        let text =
+            "# reviewed 2026-03-01\n\n3F2A9C0D1B7E4F65  # a person\nclasses/fire/a#1.png # chibi\nclasses/gone.png\n";
         let list = ExclusionList::parse(&file, text).unwrap();
         let hash = format!("3f2a9c0d1b7e4f65{}", "0".repeat(48));
-        assert_eq!(
-            list.find(None, &hash),
-            Some(Match {
-                line: 3,
-                text: "3F2A9C0D1B7E4F65".into()
-            })
-        );
+        assert_eq!(list.find(None, &hash), Some(Match { line: 3, text: "3F2A9C0D1B7E4F65".into() }));
         assert_eq!(list.find(None, &"3f2a9c0d1b7e4f66".repeat(4)), None);
         let canonical = std::fs::canonicalize(dir.path().join("classes/fire/a#1.png")).unwrap();
-        assert_eq!(
-            list.find(Some(&canonical), &"0".repeat(64)).unwrap().line,
-            4
-        );
+        assert_eq!(list.find(Some(&canonical), &"0".repeat(64)).unwrap().line, 4);
         let unused = list.unused(&[3, 4]);
         assert_eq!(unused.len(), 1);
         assert!(unused[0].ends_with(":5: classes/gone.png"), "{unused:?}");
@@ -192,12 +167,7 @@ mod tests {
 
     #[test]
     fn short_hashes_are_an_error_naming_the_line() {
-        let err = ExclusionList::parse(Path::new("data/exclude.txt"), "ok.png\nabc123\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("data/exclude.txt") && err.contains("line 2") && err.contains("abc123"),
-            "{err}"
-        );
+        let err = ExclusionList::parse(Path::new("data/exclude.txt"), "ok.png\nabc123\n").unwrap_err().to_string();
+        assert!(err.contains("data/exclude.txt") && err.contains("line 2") && err.contains("abc123"), "{err}");
     }
 }

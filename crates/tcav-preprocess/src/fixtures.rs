@@ -8,11 +8,7 @@ use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 /// A smooth two-way gradient: varied enough to pass the near-uniform check.
 pub(crate) fn gradient_rgb(width: u32, height: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
-        Rgb([
-            (x * 255 / width.max(1)) as u8,
-            (y * 255 / height.max(1)) as u8,
-            ((x + y) % 256) as u8,
-        ])
+        Rgb([(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, ((x + y) % 256) as u8])
     })
 }
 
@@ -34,19 +30,14 @@ pub(crate) fn noise_rgb(width: u32, height: u32, seed: u64) -> RgbImage {
 /// The image encoded in `format`.
 pub(crate) fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     let mut bytes = Cursor::new(Vec::new());
-    image
-        .write_to(&mut bytes, format)
-        .expect("encoding a test image");
+    image.write_to(&mut bytes, format).expect("encoding a test image");
     bytes.into_inner()
 }
 
 /// Writes a noise PNG of `size` × `size` pixels to `dir/name`.
 pub(crate) fn write_noise_png(dir: &Path, name: &str, size: u32, seed: u64) {
     std::fs::create_dir_all(dir).expect("creating a test folder");
-    let bytes = encode(
-        &DynamicImage::ImageRgb8(noise_rgb(size, size, seed)),
-        ImageFormat::Png,
-    );
+    let bytes = encode(&DynamicImage::ImageRgb8(noise_rgb(size, size, seed)), ImageFormat::Png);
     std::fs::write(dir.join(name), bytes).expect("writing a test image");
 }
 
@@ -70,11 +61,7 @@ pub(crate) fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     payload.extend_from_slice(&tiff);
     let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
     // The segment length counts its own two bytes.
-    out.extend_from_slice(
-        &u16::try_from(payload.len() + 2)
-            .expect("small segment")
-            .to_be_bytes(),
-    );
+    out.extend_from_slice(&u16::try_from(payload.len() + 2).expect("small segment").to_be_bytes());
     out.extend_from_slice(&payload);
     out.extend_from_slice(&jpeg[2..]);
     out
@@ -86,11 +73,7 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     for &byte in bytes {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -98,11 +81,7 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
 
 /// One PNG chunk: length, type, data, CRC.
 fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(
-        &u32::try_from(data.len())
-            .expect("small chunk")
-            .to_be_bytes(),
-    );
+    out.extend_from_slice(&u32::try_from(data.len()).expect("small chunk").to_be_bytes());
     let mut body = kind.to_vec();
     body.extend_from_slice(data);
     out.extend_from_slice(&body);
@@ -145,10 +124,7 @@ pub(crate) fn palette_png(width: u32, height: u32, palette: &[[u8; 3]], indices:
 /// A valid small PNG whose header claims `width` × `height` pixels (the CRC
 /// is fixed up, so only the size gives it away).
 pub(crate) fn png_claiming(width: u32, height: u32) -> Vec<u8> {
-    let mut png = encode(
-        &DynamicImage::ImageRgb8(gradient_rgb(40, 40)),
-        ImageFormat::Png,
-    );
+    let mut png = encode(&DynamicImage::ImageRgb8(gradient_rgb(40, 40)), ImageFormat::Png);
     png[16..20].copy_from_slice(&width.to_be_bytes());
     png[20..24].copy_from_slice(&height.to_be_bytes());
     let crc = crc32(&png[12..29]);

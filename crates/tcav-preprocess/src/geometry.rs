@@ -26,10 +26,7 @@ pub(crate) fn square(image: &RgbImage, size: u32, crop: CropMode, filter: Resize
             let window = ((width - side) / 2, (height - side) / 2, side, side);
             let resized = resize(image, window, size, size, filter);
             let content_luma_std = luma_std(&resized);
-            Squared {
-                image: resized,
-                content_luma_std,
-            }
+            Squared { image: resized, content_luma_std }
         }
         CropMode::PadSquare { colour } => {
             // Scale the longer side to `size` first, then pad: padding at full
@@ -50,40 +47,29 @@ pub(crate) fn square(image: &RgbImage, size: u32, crop: CropMode, filter: Resize
                 i64::from((size - new_width) / 2),
                 i64::from((size - new_height) / 2),
             );
-            Squared {
-                image: canvas,
-                content_luma_std,
-            }
+            Squared { image: canvas, content_luma_std }
         }
     }
 }
 
 /// Resizes the `(x, y, width, height)` window of `image` to `width` × `height`.
-fn resize(
-    image: &RgbImage,
-    window: (u32, u32, u32, u32),
-    width: u32,
-    height: u32,
-    filter: ResizeFilter,
-) -> RgbImage {
+fn resize(image: &RgbImage, window: (u32, u32, u32, u32), width: u32, height: u32, filter: ResizeFilter) -> RgbImage {
     let (x, y, w, h) = window;
     if (w, h) == (width, height) {
         return imageops::crop_imm(image, x, y, w, h).to_image();
     }
     let mut out = RgbImage::new(width, height);
-    let options = ResizeOptions::new()
-        .resize_alg(filter.to_fast_image_resize())
-        .crop(f64::from(x), f64::from(y), f64::from(w), f64::from(h));
+    let options = ResizeOptions::new().resize_alg(filter.to_fast_image_resize()).crop(
+        f64::from(x),
+        f64::from(y),
+        f64::from(w),
+        f64::from(h),
+    );
     match Resizer::new().resize(image, &mut out, &options) {
         Ok(()) => out,
         // Only reachable with a zero-sized image, which decoding never
         // yields; fall back to the slower resizer rather than panic.
-        Err(_) => imageops::resize(
-            &imageops::crop_imm(image, x, y, w, h).to_image(),
-            width,
-            height,
-            filter.to_image(),
-        ),
+        Err(_) => imageops::resize(&imageops::crop_imm(image, x, y, w, h).to_image(), width, height, filter.to_image()),
     }
 }
 
@@ -94,9 +80,8 @@ pub(crate) const THUMBNAIL_SIDE: u32 = 16;
 /// as 16 × 16 × 3 bytes.
 pub(crate) fn colour_thumbnail(image: &RgbImage) -> Vec<u8> {
     let mut out = RgbImage::new(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
-    let options = ResizeOptions::new().resize_alg(fast_image_resize::ResizeAlg::Convolution(
-        fast_image_resize::FilterType::Box,
-    ));
+    let options =
+        ResizeOptions::new().resize_alg(fast_image_resize::ResizeAlg::Convolution(fast_image_resize::FilterType::Box));
     match Resizer::new().resize(image, &mut out, &options) {
         Ok(()) => out.into_raw(),
         Err(_) => imageops::thumbnail(image, THUMBNAIL_SIDE, THUMBNAIL_SIDE).into_raw(),
@@ -108,11 +93,7 @@ pub(crate) fn mean_abs_difference(a: &[u8], b: &[u8]) -> f64 {
     if a.is_empty() || a.len() != b.len() {
         return f64::INFINITY;
     }
-    let sum: u64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
+    let sum: u64 = a.iter().zip(b).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
     sum as f64 / a.len() as f64
 }
 
@@ -124,15 +105,9 @@ pub(crate) fn luma_std(image: &RgbImage) -> f64 {
     if n == 0.0 {
         return 0.0;
     }
-    let luma = |p: &image::Rgb<u8>| {
-        0.2126 * f64::from(p[0]) + 0.7152 * f64::from(p[1]) + 0.0722 * f64::from(p[2])
-    };
+    let luma = |p: &image::Rgb<u8>| 0.2126 * f64::from(p[0]) + 0.7152 * f64::from(p[1]) + 0.0722 * f64::from(p[2]);
     let mean = image.pixels().map(luma).sum::<f64>() / n;
-    let variance = image
-        .pixels()
-        .map(|p| (luma(p) - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    let variance = image.pixels().map(|p| (luma(p) - mean).powi(2)).sum::<f64>() / n;
     variance.sqrt()
 }
 
@@ -155,11 +130,7 @@ mod tests {
         assert_eq!(out.dimensions(), (8, 8));
         for y in 0..8 {
             for x in 0..8 {
-                assert_eq!(
-                    out.get_pixel(x, y),
-                    if x < 4 { &RED } else { &BLUE },
-                    "pixel ({x}, {y})"
-                );
+                assert_eq!(out.get_pixel(x, y), if x < 4 { &RED } else { &BLUE }, "pixel ({x}, {y})");
             }
         }
         // Tall images lose their top and bottom.
@@ -171,13 +142,7 @@ mod tests {
     #[test]
     fn pad_keeps_the_aspect_ratio() {
         let grey = [128, 128, 128];
-        let out = square(
-            &halves(),
-            8,
-            CropMode::PadSquare { colour: grey },
-            ResizeFilter::Nearest,
-        )
-        .image;
+        let out = square(&halves(), 8, CropMode::PadSquare { colour: grey }, ResizeFilter::Nearest).image;
         assert_eq!(out.dimensions(), (8, 8));
         // 40 × 20 scales to 8 × 4, centred: rows 2..6 hold the image.
         for y in 0..8 {
@@ -194,13 +159,7 @@ mod tests {
         }
         // A 1000 × 1 sliver still keeps one row.
         let sliver = RgbImage::from_pixel(1000, 1, RED);
-        let out = square(
-            &sliver,
-            8,
-            CropMode::PadSquare { colour: [0; 3] },
-            ResizeFilter::Triangle,
-        )
-        .image;
+        let out = square(&sliver, 8, CropMode::PadSquare { colour: [0; 3] }, ResizeFilter::Triangle).image;
         // Its one row lands at y = (8 - 1) / 2.
         assert_eq!(out.get_pixel(3, 3), &RED);
         assert_eq!(out.get_pixel(3, 4), &Rgb([0, 0, 0]));
@@ -210,11 +169,7 @@ mod tests {
     fn size_and_filter_are_honoured() {
         let img = crate::fixtures::gradient_rgb(50, 30);
         let mut outputs = Vec::new();
-        for filter in [
-            ResizeFilter::Nearest,
-            ResizeFilter::Triangle,
-            ResizeFilter::Lanczos3,
-        ] {
+        for filter in [ResizeFilter::Nearest, ResizeFilter::Triangle, ResizeFilter::Lanczos3] {
             for size in [7, 64] {
                 let out = square(&img, size, CropMode::CenterSquare, filter).image;
                 assert_eq!(out.dimensions(), (size, size));
@@ -234,13 +189,7 @@ mod tests {
     #[test]
     fn luma_std_measures_variation_of_content_only() {
         assert!(luma_std(&RgbImage::from_pixel(5, 5, RED)) < 1e-9);
-        let checker = RgbImage::from_fn(4, 4, |x, y| {
-            if (x + y) % 2 == 0 {
-                Rgb([0; 3])
-            } else {
-                Rgb([255; 3])
-            }
-        });
+        let checker = RgbImage::from_fn(4, 4, |x, y| if (x + y) % 2 == 0 { Rgb([0; 3]) } else { Rgb([255; 3]) });
         assert!((luma_std(&checker) - 127.5).abs() < 1e-9);
         // A uniform image padded with another colour is still uniform content.
         let padded = square(

@@ -36,13 +36,7 @@
 //! does not depend on tch).
 
 #![deny(missing_docs)]
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        reason = "in a test, a failed unwrap is a failed test"
-    )
-)]
+#![cfg_attr(test, allow(clippy::unwrap_used, reason = "in a test, a failed unwrap is a failed test"))]
 
 mod config;
 mod contact_sheet;
@@ -62,20 +56,19 @@ mod acceptance;
 mod fixtures;
 
 pub use config::{
-    BadImagePolicy, CropMode, DuplicateConfig, GifFrames, MAX_DECODE_BYTES, MAX_FILE_BYTES,
-    MAX_GIF_FRAMES, MAX_NEAR_DUPLICATE_DISTANCE, MAX_SIDE, NEAR_UNIFORM_LUMA_STD, PreprocessConfig,
-    ResizeFilter, SplitFractions, WithinSet,
+    BadImagePolicy, CropMode, DuplicateConfig, GifFrames, MAX_DECODE_BYTES, MAX_FILE_BYTES, MAX_GIF_FRAMES,
+    MAX_NEAR_DUPLICATE_DISTANCE, MAX_SIDE, NEAR_UNIFORM_LUMA_STD, PreprocessConfig, ResizeFilter, SplitFractions,
+    WithinSet,
 };
 pub use decode::Rejection;
 pub use error::PreprocessError;
 pub use lock::SplitLock;
 pub use manifest::{
-    DuplicateGroup, DuplicateMember, DuplicateRelation, LayoutKind, LockConflict, Manifest,
-    ManifestEntry, Outcome, RejectionKind, SetRole, SetSummary, SplitCounts,
+    DuplicateGroup, DuplicateMember, DuplicateRelation, LayoutKind, LockConflict, Manifest, ManifestEntry, Outcome,
+    RejectionKind, SetRole, SetSummary, SplitCounts,
 };
 pub use pipeline::{Frame, PERCEPTUAL_HASH, PreprocessedImage, perceptual_hash, preprocess_bytes};
 pub use prepare::{
-    CONTACT_SHEETS_DIR, DatasetInputs, LOCK_FILE, OUTPUT_VERSION, REPORT_JSON, REPORT_TEXT,
-    TCAV_DIR, TRAIN_DIR, prepare_dataset, prepare_sets, prepare_training, tcav_layout,
-    train_layout,
+    CONTACT_SHEETS_DIR, DatasetInputs, LOCK_FILE, OUTPUT_VERSION, REPORT_JSON, REPORT_TEXT, TCAV_DIR, TRAIN_DIR,
+    prepare_dataset, prepare_sets, prepare_training, tcav_layout, train_layout,
 };

@@ -41,10 +41,7 @@ pub struct SplitLock {
 
 impl Default for SplitLock {
     fn default() -> Self {
-        SplitLock {
-            format: LOCK_FORMAT.to_owned(),
-            classes: BTreeMap::new(),
-        }
+        SplitLock { format: LOCK_FORMAT.to_owned(), classes: BTreeMap::new() }
     }
 }
 
@@ -83,18 +80,12 @@ impl SplitLock {
 
     /// The locked split of the image with content hash `hash` in `class`.
     pub fn get(&self, class: &SetName, hash: &str) -> Option<Split> {
-        self.classes
-            .get(class)
-            .and_then(|images| images.get(hash))
-            .copied()
+        self.classes.get(class).and_then(|images| images.get(hash)).copied()
     }
 
     /// Records (or changes) the split of an image.
     pub fn set(&mut self, class: &SetName, hash: &str, split: Split) {
-        self.classes
-            .entry(class.clone())
-            .or_default()
-            .insert(hash.to_owned(), split);
+        self.classes.entry(class.clone()).or_default().insert(hash.to_owned(), split);
     }
 }
 
@@ -117,16 +108,8 @@ mod tests {
 
         std::fs::write(&path, r#"{"format": "v0", "classes": {}}"#).unwrap();
         let err = SplitLock::read(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("splits.lock.json") && err.contains("v0"),
-            "{err}"
-        );
+        assert!(err.contains("splits.lock.json") && err.contains("v0"), "{err}");
         std::fs::write(&path, "{").unwrap();
-        assert!(
-            SplitLock::read(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("splits.lock.json")
-        );
+        assert!(SplitLock::read(&path).unwrap_err().to_string().contains("splits.lock.json"));
     }
 }

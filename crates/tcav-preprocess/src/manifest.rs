@@ -320,19 +320,11 @@ impl ManifestEntry {
         let frame = self.frame.map_or(String::new(), |f| format!(" frame {f}"));
         match &self.outcome {
             Outcome::Rejected { reason, .. } => {
-                format!(
-                    "{}{frame} [{}]: {}",
-                    self.source.display(),
-                    self.set,
-                    reason.replace('\n', " ")
-                )
+                format!("{}{frame} [{}]: {}", self.source.display(), self.set, reason.replace('\n', " "))
             }
-            Outcome::Accepted { output, .. } => format!(
-                "{}{frame} [{}] -> {}",
-                self.source.display(),
-                self.set,
-                output.display()
-            ),
+            Outcome::Accepted { output, .. } => {
+                format!("{}{frame} [{}] -> {}", self.source.display(), self.set, output.display())
+            }
         }
     }
 }
@@ -340,9 +332,7 @@ impl ManifestEntry {
 impl DuplicateGroup {
     /// Whether the group has members in more than one set.
     pub fn spans_sets(&self) -> bool {
-        self.members
-            .iter()
-            .any(|m| self.members.first().is_some_and(|first| first.set != m.set))
+        self.members.iter().any(|m| self.members.first().is_some_and(|first| first.set != m.set))
     }
 }
 
@@ -389,11 +379,7 @@ impl Manifest {
             "set", "role", "inputs", "written", "left out", "train", "validation", "test"
         );
         for s in &self.sets {
-            let splits = |f: fn(&SplitCounts) -> usize| {
-                s.splits
-                    .as_ref()
-                    .map_or("-".to_owned(), |c| f(c).to_string())
-            };
+            let splits = |f: fn(&SplitCounts) -> usize| s.splits.as_ref().map_or("-".to_owned(), |c| f(c).to_string());
             let _ = writeln!(
                 out,
                 "{:<24} {:<10} {:>7} {:>8} {:>9} {:>6} {:>11} {:>6}",
@@ -414,23 +400,13 @@ impl Manifest {
         for (kind, count) in &self.rejected_by_kind {
             let _ = writeln!(out, "  {:<26} {count}", kind.as_str());
         }
-        let across = self
-            .duplicate_groups
-            .iter()
-            .filter(|g| g.spans_sets())
-            .count();
-        let _ = writeln!(
-            out,
-            "\nduplicate groups: {} ({across} across sets)",
-            self.duplicate_groups.len()
-        );
+        let across = self.duplicate_groups.iter().filter(|g| g.spans_sets()).count();
+        let _ = writeln!(out, "\nduplicate groups: {} ({across} across sets)", self.duplicate_groups.len());
         for group in &self.duplicate_groups {
             let kept = group
                 .kept_in
                 .as_ref()
-                .map_or("left out of every set (ambiguous label)".to_owned(), |s| {
-                    format!("kept in `{s}`")
-                });
+                .map_or("left out of every set (ambiguous label)".to_owned(), |s| format!("kept in `{s}`"));
             let members: Vec<String> = group
                 .members
                 .iter()
@@ -438,29 +414,19 @@ impl Manifest {
                     let relation = match m.relation {
                         DuplicateRelation::Representative => "representative".to_owned(),
                         DuplicateRelation::Exact => "same pixels".to_owned(),
-                        DuplicateRelation::Near {
-                            distance,
-                            colour_difference,
-                        } => {
+                        DuplicateRelation::Near { distance, colour_difference } => {
                             format!("{distance} bits, colour {colour_difference:.1}")
                         }
                     };
                     let frame = m.frame.map_or(String::new(), |f| format!(" frame {f}"));
                     let fate = if m.kept { "kept" } else { "dropped" };
-                    format!(
-                        "{}{frame} [{}, {relation}, {fate}]",
-                        m.source.display(),
-                        m.set
-                    )
+                    format!("{}{frame} [{}, {relation}, {fate}]", m.source.display(), m.set)
                 })
                 .collect();
             let _ = writeln!(out, "  {kept}: {}", members.join(" | "));
         }
-        let bad: Vec<&ManifestEntry> = self
-            .entries
-            .iter()
-            .filter(|e| e.rejection_kind().is_some_and(RejectionKind::is_bad_file))
-            .collect();
+        let bad: Vec<&ManifestEntry> =
+            self.entries.iter().filter(|e| e.rejection_kind().is_some_and(RejectionKind::is_bad_file)).collect();
         let _ = writeln!(out, "\nbad files ({}):", bad.len());
         for entry in bad {
             let _ = writeln!(out, "  {}", entry.one_line());
@@ -470,42 +436,22 @@ impl Manifest {
             .iter()
             .filter(|e| {
                 e.rejection_kind().is_some_and(|k| {
-                    matches!(
-                        k,
-                        RejectionKind::TooSmall
-                            | RejectionKind::NearUniform
-                            | RejectionKind::NameCollision
-                    )
+                    matches!(k, RejectionKind::TooSmall | RejectionKind::NearUniform | RejectionKind::NameCollision)
                 })
             })
             .collect();
-        let _ = writeln!(
-            out,
-            "\nleft out by the size and content checks ({}):",
-            others.len()
-        );
+        let _ = writeln!(out, "\nleft out by the size and content checks ({}):", others.len());
         for entry in others {
             let _ = writeln!(out, "  {}", entry.one_line());
         }
-        let excluded: Vec<&ManifestEntry> = self
-            .entries
-            .iter()
-            .filter(|e| e.rejection_kind() == Some(RejectionKind::Excluded))
-            .collect();
-        let _ = writeln!(
-            out,
-            "\nexcluded by the exclusion list ({}):",
-            excluded.len()
-        );
+        let excluded: Vec<&ManifestEntry> =
+            self.entries.iter().filter(|e| e.rejection_kind() == Some(RejectionKind::Excluded)).collect();
+        let _ = writeln!(out, "\nexcluded by the exclusion list ({}):", excluded.len());
         for entry in excluded {
             let _ = writeln!(out, "  {}", entry.one_line());
         }
         if !self.unused_exclusions.is_empty() {
-            let _ = writeln!(
-                out,
-                "\nexclusion entries that matched no file ({}):",
-                self.unused_exclusions.len()
-            );
+            let _ = writeln!(out, "\nexclusion entries that matched no file ({}):", self.unused_exclusions.len());
             for line in &self.unused_exclusions {
                 let _ = writeln!(out, "  {line}");
             }
@@ -517,26 +463,14 @@ impl Manifest {
                 self.lock_conflicts.len()
             );
             for c in &self.lock_conflicts {
-                let _ = writeln!(
-                    out,
-                    "  class `{}`: {}: {} -> {}",
-                    c.class,
-                    c.source.display(),
-                    c.locked,
-                    c.now
-                );
+                let _ = writeln!(out, "  class `{}`: {}: {} -> {}", c.class, c.source.display(), c.locked, c.now);
             }
         }
         out
     }
 
     /// The accepted entries of `set`.
-    pub fn accepted<'a>(
-        &'a self,
-        set: &'a SetName,
-    ) -> impl Iterator<Item = &'a ManifestEntry> + 'a {
-        self.entries
-            .iter()
-            .filter(move |e| &e.set == set && matches!(e.outcome, Outcome::Accepted { .. }))
+    pub fn accepted<'a>(&'a self, set: &'a SetName) -> impl Iterator<Item = &'a ManifestEntry> + 'a {
+        self.entries.iter().filter(move |e| &e.set == set && matches!(e.outcome, Outcome::Accepted { .. }))
     }
 }

@@ -49,10 +49,7 @@ pub fn preprocess_bytes(bytes: &[u8], config: &PreprocessConfig) -> Result<Vec<F
     let mut frames = Vec::new();
     let capped = preprocess_each(bytes, config, |frame| frames.push(frame))?;
     if capped {
-        tracing::warn!(
-            "a GIF has more than {} frames; only the first ones were read",
-            crate::MAX_GIF_FRAMES
-        );
+        tracing::warn!("a GIF has more than {} frames; only the first ones were read", crate::MAX_GIF_FRAMES);
     }
     Ok(frames)
 }
@@ -65,17 +62,11 @@ pub(crate) fn preprocess_each(
     config: &PreprocessConfig,
     mut each: impl FnMut(Frame),
 ) -> Result<bool, Rejection> {
-    let options = DecodeOptions {
-        min_side: config.min_side,
-        background: config.background,
-        gif_frames: config.gif_frames,
-    };
+    let options =
+        DecodeOptions { min_side: config.min_side, background: config.background, gif_frames: config.gif_frames };
     let hasher = perceptual_hasher();
     decode_frames(bytes, options, |index, upright| {
-        each(Frame {
-            index,
-            result: finish(&upright, config, &hasher),
-        });
+        each(Frame { index, result: finish(&upright, config, &hasher) });
     })
 }
 
@@ -97,12 +88,7 @@ fn finish(
     }
     let perceptual_hash = u64::from_le_bytes(hasher.hash_image(&squared.image).into_inner());
     let colour_thumbnail = colour_thumbnail(&squared.image);
-    Ok(PreprocessedImage {
-        image: squared.image,
-        pixel_hash,
-        perceptual_hash,
-        colour_thumbnail,
-    })
+    Ok(PreprocessedImage { image: squared.image, pixel_hash, perceptual_hash, colour_thumbnail })
 }
 
 /// What the report says about the perceptual hash, so that distances in it
@@ -111,10 +97,7 @@ pub const PERCEPTUAL_HASH: &str = "image_hasher 3.1 gradient hash (dHash), 8 x 8
      near duplicates are confirmed by the mean absolute difference of 16 x 16 box-filtered RGB thumbnails";
 
 fn perceptual_hasher() -> Hasher<[u8; 8]> {
-    HasherConfig::with_bytes_type::<[u8; 8]>()
-        .hash_alg(HashAlg::Gradient)
-        .hash_size(8, 8)
-        .to_hasher()
+    HasherConfig::with_bytes_type::<[u8; 8]>().hash_alg(HashAlg::Gradient).hash_size(8, 8).to_hasher()
 }
 
 /// The 64-bit gradient hash of `image` (see [`PERCEPTUAL_HASH`]). Near
@@ -142,75 +125,35 @@ mod tests {
     fn re_encoded_and_rescaled_copies_are_near_and_unrelated_images_far() {
         let original = noise_rgb(16, 12, 1);
         let big = imageops::resize(&original, 320, 240, imageops::FilterType::Triangle);
-        let config = PreprocessConfig {
-            size: 64,
-            ..PreprocessConfig::default()
-        };
-        let from = |bytes: Vec<u8>| {
-            preprocess_bytes(&bytes, &config)
-                .unwrap()
-                .remove(0)
-                .result
-                .unwrap()
-        };
-        let png = from(encode(
-            &DynamicImage::ImageRgb8(big.clone()),
-            ImageFormat::Png,
-        ));
-        let jpeg = from(encode(
-            &DynamicImage::ImageRgb8(big.clone()),
-            ImageFormat::Jpeg,
-        ));
+        let config = PreprocessConfig { size: 64, ..PreprocessConfig::default() };
+        let from = |bytes: Vec<u8>| preprocess_bytes(&bytes, &config).unwrap().remove(0).result.unwrap();
+        let png = from(encode(&DynamicImage::ImageRgb8(big.clone()), ImageFormat::Png));
+        let jpeg = from(encode(&DynamicImage::ImageRgb8(big.clone()), ImageFormat::Jpeg));
         let small = imageops::resize(&big, 200, 150, imageops::FilterType::Lanczos3);
         let smaller = from(encode(&DynamicImage::ImageRgb8(small), ImageFormat::Png));
         assert_ne!(png.pixel_hash, jpeg.pixel_hash);
         for copy in [&jpeg, &smaller] {
             let distance = (png.perceptual_hash ^ copy.perceptual_hash).count_ones();
-            assert!(
-                distance <= 2,
-                "a copy should be within 2 bits, got {distance}"
-            );
+            assert!(distance <= 2, "a copy should be within 2 bits, got {distance}");
         }
         for seed in 2..12 {
-            let other = imageops::resize(
-                &noise_rgb(16, 12, seed),
-                320,
-                240,
-                imageops::FilterType::Triangle,
-            );
+            let other = imageops::resize(&noise_rgb(16, 12, seed), 320, 240, imageops::FilterType::Triangle);
             let other = from(encode(&DynamicImage::ImageRgb8(other), ImageFormat::Png));
             let distance = (png.perceptual_hash ^ other.perceptual_hash).count_ones();
-            assert!(
-                distance >= 12,
-                "unrelated images should be far apart, got {distance}"
-            );
+            assert!(distance >= 12, "unrelated images should be far apart, got {distance}");
         }
     }
 
     #[test]
     fn pixel_hash_ignores_the_file_format_but_not_the_pixels() {
-        let config = PreprocessConfig {
-            size: 16,
-            min_side: 1,
-            ..PreprocessConfig::default()
-        };
+        let config = PreprocessConfig { size: 16, min_side: 1, ..PreprocessConfig::default() };
         let image = DynamicImage::ImageRgb8(gradient_rgb(40, 30));
-        let hash_of = |format| {
-            preprocess_bytes(&encode(&image, format), &config)
-                .unwrap()
-                .remove(0)
-                .result
-                .unwrap()
-                .pixel_hash
-        };
+        let hash_of =
+            |format| preprocess_bytes(&encode(&image, format), &config).unwrap().remove(0).result.unwrap().pixel_hash;
         assert_eq!(hash_of(ImageFormat::Png), hash_of(ImageFormat::Bmp));
         let mut other = gradient_rgb(40, 30);
         other.put_pixel(3, 3, image::Rgb([1, 2, 3]));
-        let changed = preprocess_bytes(
-            &encode(&DynamicImage::ImageRgb8(other), ImageFormat::Png),
-            &config,
-        )
-        .unwrap();
+        let changed = preprocess_bytes(&encode(&DynamicImage::ImageRgb8(other), ImageFormat::Png), &config).unwrap();
         let changed = changed[0].result.as_ref().unwrap();
         assert_ne!(changed.pixel_hash, hash_of(ImageFormat::Png));
         assert_eq!(perceptual_hash(&changed.image), changed.perceptual_hash);

@@ -32,8 +32,8 @@ use crate::exclusions::ExclusionList;
 use crate::geometry::mean_abs_difference;
 use crate::lock::SplitLock;
 use crate::manifest::{
-    DuplicateGroup, DuplicateMember, DuplicateRelation, LayoutKind, LockConflict, Manifest,
-    ManifestEntry, Outcome, RejectionKind, SetRole, SetSummary, SplitCounts,
+    DuplicateGroup, DuplicateMember, DuplicateRelation, LayoutKind, LockConflict, Manifest, ManifestEntry, Outcome,
+    RejectionKind, SetRole, SetSummary, SplitCounts,
 };
 use crate::pipeline::{PERCEPTUAL_HASH, preprocess_each};
 use crate::split::{Placed, fill_empty_splits, natural_split, split_position};
@@ -136,32 +136,15 @@ pub fn prepare_dataset(
         (SetRole::Random, &inputs.random_sets),
     ] {
         for (name, folder) in list {
-            let dest = if role == SetRole::Class {
-                Dest::Train(train.clone())
-            } else {
-                Dest::Tcav(tcav.clone())
-            };
-            sets.push(SetSpec {
-                name: name.clone(),
-                folder: folder.clone(),
-                role: Some(role),
-                dest,
-            });
+            let dest = if role == SetRole::Class { Dest::Train(train.clone()) } else { Dest::Tcav(tcav.clone()) };
+            sets.push(SetSpec { name: name.clone(), folder: folder.clone(), role: Some(role), dest });
         }
     }
     check_unique(&sets)?;
     sets.sort_by(|a, b| (a.role, &a.name).cmp(&(b.role, &b.name)));
     let extra = [out.to_path_buf(), out.join(CONTACT_SHEETS_DIR)];
-    let (mut manifest, lock) = run(
-        &sets,
-        config,
-        Mode {
-            cross_set: true,
-            layout: LayoutKind::Dataset,
-            root: out,
-            extra_dirs: &extra,
-        },
-    )?;
+    let (mut manifest, lock) =
+        run(&sets, config, Mode { cross_set: true, layout: LayoutKind::Dataset, root: out, extra_dirs: &extra })?;
     for entry in &mut manifest.entries {
         if let Outcome::Accepted { output, .. } = &mut entry.outcome
             && let Ok(relative) = output.strip_prefix(out)
@@ -169,12 +152,7 @@ pub fn prepare_dataset(
             *output = relative.to_path_buf();
         }
     }
-    contact_sheet::write_all(
-        &manifest,
-        out,
-        &out.join(CONTACT_SHEETS_DIR),
-        config.exclusions.as_deref(),
-    )?;
+    contact_sheet::write_all(&manifest, out, &out.join(CONTACT_SHEETS_DIR), config.exclusions.as_deref())?;
     lock.write(&out.join(LOCK_FILE))?;
     manifest.write(&out.join(REPORT_JSON))?;
     write_atomic(&out.join(REPORT_TEXT), manifest.summary_text().as_bytes())?;
@@ -211,17 +189,7 @@ pub fn prepare_training(
         })
         .collect();
     check_unique(&sets)?;
-    Ok(run(
-        &sets,
-        config,
-        Mode {
-            cross_set: true,
-            layout: LayoutKind::Training,
-            root: out.root(),
-            extra_dirs: &[],
-        },
-    )?
-    .0)
+    Ok(run(&sets, config, Mode { cross_set: true, layout: LayoutKind::Training, root: out.root(), extra_dirs: &[] })?.0)
 }
 
 /// Preprocesses one folder of raw images per concept or random set into the
@@ -251,17 +219,7 @@ pub fn prepare_sets(
         })
         .collect();
     check_unique(&sets)?;
-    Ok(run(
-        &sets,
-        config,
-        Mode {
-            cross_set: false,
-            layout: LayoutKind::Tcav,
-            root: out.root(),
-            extra_dirs: &[],
-        },
-    )?
-    .0)
+    Ok(run(&sets, config, Mode { cross_set: false, layout: LayoutKind::Tcav, root: out.root(), extra_dirs: &[] })?.0)
 }
 
 /// One input set and where its images go.
@@ -301,10 +259,7 @@ impl SetSpec {
     /// Every folder this call writes into for the set.
     fn managed_dirs(&self) -> Vec<PathBuf> {
         match &self.dest {
-            Dest::Train(layout) => Split::ALL
-                .iter()
-                .map(|&split| layout.class_dir(split, &self.name))
-                .collect(),
+            Dest::Train(layout) => Split::ALL.iter().map(|&split| layout.class_dir(split, &self.name)).collect(),
             Dest::Tcav(layout) => vec![layout.set_dir(&self.name)],
         }
     }
@@ -382,9 +337,7 @@ fn is_output_name(name: &str) -> bool {
         None => (stem, None),
     };
     hash.len() == 16
-        && hash
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && frame.is_none_or(|f| f.len() >= 4 && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -403,18 +356,13 @@ fn check_unique(sets: &[SetSpec]) -> Result<(), PreprocessError> {
     Ok(())
 }
 
-fn run(
-    sets: &[SetSpec],
-    config: &PreprocessConfig,
-    mode: Mode<'_>,
-) -> Result<(Manifest, SplitLock), PreprocessError> {
+fn run(sets: &[SetSpec], config: &PreprocessConfig, mode: Mode<'_>) -> Result<(Manifest, SplitLock), PreprocessError> {
     config.validate()?;
 
     // Phase 1: list, check, read the review files.
     let mut items = Vec::new();
     for (index, set) in sets.iter().enumerate() {
-        let files =
-            ImageSetDir::new(&set.folder, format!("{} `{}`", set.what(), set.name)).list()?;
+        let files = ImageSetDir::new(&set.folder, format!("{} `{}`", set.what(), set.name)).list()?;
         note_ignored_files(set);
         items.extend(files.into_iter().map(|path| Item {
             set: index,
@@ -425,11 +373,7 @@ fn run(
         }));
     }
     check_overlap(sets, mode.extra_dirs)?;
-    let exclusions = config
-        .exclusions
-        .as_deref()
-        .map(ExclusionList::read)
-        .transpose()?;
+    let exclusions = config.exclusions.as_deref().map(ExclusionList::read).transpose()?;
     let mut lock = match &config.lockfile {
         Some(path) => SplitLock::read(path)?,
         None => SplitLock::default(),
@@ -456,13 +400,7 @@ fn run(
             .par_iter()
             .enumerate()
             .map(|(index, item)| {
-                let result = process_file(
-                    &item.path,
-                    index,
-                    exclusions.as_ref(),
-                    config,
-                    staging.path(),
-                );
+                let result = process_file(&item.path, index, exclusions.as_ref(), config, staging.path());
                 span.pb_inc(1);
                 result
             })
@@ -519,16 +457,8 @@ fn run(
         warn!("exclusion entry matched no input file: {line}");
     }
     let duplicate_groups = report_groups(&groups, &images, &items, sets);
-    let manifest = build_manifest(
-        items,
-        &images,
-        sets,
-        config,
-        &mode,
-        duplicate_groups,
-        lock_conflicts,
-        unused_exclusions,
-    );
+    let manifest =
+        build_manifest(items, &images, sets, config, &mode, duplicate_groups, lock_conflicts, unused_exclusions);
     for summary in &manifest.sets {
         info!(
             accepted = summary.accepted,
@@ -543,11 +473,7 @@ fn run(
     Ok((manifest, lock))
 }
 
-type FileResult = (
-    Option<String>,
-    Option<usize>,
-    Result<Vec<FrameOut>, Rejection>,
-);
+type FileResult = (Option<String>, Option<usize>, Result<Vec<FrameOut>, Rejection>);
 
 /// Phase 2 for one file: read, hash, check the exclusion list, decode,
 /// preprocess and stage every frame. Only I/O errors on the staging folder
@@ -559,27 +485,15 @@ fn process_file(
     config: &PreprocessConfig,
     staging: &Path,
 ) -> Result<FileResult, PreprocessError> {
-    let unreadable = |e: std::io::Error| {
-        Rejection::new(
-            RejectionKind::Unreadable,
-            format!("cannot read the file: {e}"),
-        )
-    };
+    let unreadable =
+        |e: std::io::Error| Rejection::new(RejectionKind::Unreadable, format!("cannot read the file: {e}"));
     let size = match std::fs::metadata(path) {
         Ok(meta) => meta.len(),
         Err(e) => return Ok((None, None, Err(unreadable(e)))),
     };
     if size > MAX_FILE_BYTES {
-        let reason = format!(
-            "the file has {} MiB, over the limit of {} MiB",
-            size >> 20,
-            MAX_FILE_BYTES >> 20
-        );
-        return Ok((
-            None,
-            None,
-            Err(Rejection::new(RejectionKind::TooLarge, reason)),
-        ));
+        let reason = format!("the file has {} MiB, over the limit of {} MiB", size >> 20, MAX_FILE_BYTES >> 20);
+        return Ok((None, None, Err(Rejection::new(RejectionKind::TooLarge, reason))));
     }
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -589,27 +503,15 @@ fn process_file(
     if let Some(list) = exclusions {
         let canonical = std::fs::canonicalize(path).ok();
         if let Some(found) = list.find(canonical.as_deref(), &hash) {
-            let reason = format!(
-                "listed in the exclusion list {}, line {}: {}",
-                list.file.display(),
-                found.line,
-                found.text
-            );
-            return Ok((
-                Some(hash),
-                Some(found.line),
-                Err(Rejection::new(RejectionKind::Excluded, reason)),
-            ));
+            let reason =
+                format!("listed in the exclusion list {}, line {}: {}", list.file.display(), found.line, found.text);
+            return Ok((Some(hash), Some(found.line), Err(Rejection::new(RejectionKind::Excluded, reason))));
         }
     }
     let mut frames = Vec::new();
     let mut write_error = None;
     let decoded = preprocess_each(&bytes, config, |frame| {
-        let perceptual_hash = frame
-            .result
-            .as_ref()
-            .ok()
-            .map(|image| image.perceptual_hash);
+        let perceptual_hash = frame.result.as_ref().ok().map(|image| image.perceptual_hash);
         let result = match frame.result {
             Ok(image) => {
                 let staged = staging.join(format!("{index}-{}.png", frames.len()));
@@ -621,21 +523,13 @@ fn process_file(
                     }),
                     Err(e) => {
                         write_error.get_or_insert(e);
-                        Err(Rejection::new(
-                            RejectionKind::Unreadable,
-                            "the staged image could not be written",
-                        ))
+                        Err(Rejection::new(RejectionKind::Unreadable, "the staged image could not be written"))
                     }
                 }
             }
             Err(rejection) => Err(rejection),
         };
-        frames.push(FrameOut {
-            index: frame.index,
-            perceptual_hash,
-            result,
-            image: None,
-        });
+        frames.push(FrameOut { index: frame.index, perceptual_hash, result, image: None });
     });
     if let Some(e) = write_error {
         return Err(e);
@@ -651,25 +545,13 @@ fn process_file(
 fn write_png(image: &RgbImage, path: &Path) -> Result<(), PreprocessError> {
     let mut bytes = Vec::new();
     PngEncoder::new(&mut bytes)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::Rgb8,
-        )
-        .map_err(|source| PreprocessError::Encode {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .write_image(image.as_raw(), image.width(), image.height(), ExtendedColorType::Rgb8)
+        .map_err(|source| PreprocessError::Encode { path: path.to_path_buf(), source })?;
     std::fs::write(path, &bytes).map_err(|e| CoreError::io("writing", path, e))?;
     Ok(())
 }
 
-fn apply_bad_image_policy(
-    items: &[Item],
-    sets: &[SetSpec],
-    config: &PreprocessConfig,
-) -> Result<(), PreprocessError> {
+fn apply_bad_image_policy(items: &[Item], sets: &[SetSpec], config: &PreprocessConfig) -> Result<(), PreprocessError> {
     if config.on_bad_image != BadImagePolicy::Fail {
         return Ok(());
     }
@@ -781,8 +663,7 @@ fn group_duplicates(images: &[Image], config: &PreprocessConfig, cross_set: bool
                     if distance > config.duplicates.max_distance {
                         return None;
                     }
-                    let colour_difference =
-                        mean_abs_difference(&rep.colour_thumbnail, &image.colour_thumbnail);
+                    let colour_difference = mean_abs_difference(&rep.colour_thumbnail, &image.colour_thumbnail);
                     (colour_difference <= config.duplicates.max_colour_difference).then_some((
                         g,
                         distance,
@@ -793,19 +674,11 @@ fn group_duplicates(images: &[Image], config: &PreprocessConfig, cross_set: bool
             .flatten();
         let g = match near {
             Some((g, distance, colour_difference)) => {
-                groups[g].members.push((
-                    i,
-                    DuplicateRelation::Near {
-                        distance,
-                        colour_difference,
-                    },
-                ));
+                groups[g].members.push((i, DuplicateRelation::Near { distance, colour_difference }));
                 g
             }
             None => {
-                groups.push(Group {
-                    members: vec![(i, DuplicateRelation::Representative)],
-                });
+                groups.push(Group { members: vec![(i, DuplicateRelation::Representative)] });
                 reps.push(groups.len() - 1);
                 groups.len() - 1
             }
@@ -816,33 +689,19 @@ fn group_duplicates(images: &[Image], config: &PreprocessConfig, cross_set: bool
 }
 
 /// The duplicate rule of [`prepare_dataset`], in words for the report.
-const RULE: &str =
-    "classes win over concepts and concepts over random sets, then the set whose name sorts first";
+const RULE: &str = "classes win over concepts and concepts over random sets, then the set whose name sorts first";
 
 /// Decides which members of each group are written (see [`prepare_dataset`]).
-fn resolve_groups(
-    images: &mut [Image],
-    groups: &[Group],
-    items: &[Item],
-    sets: &[SetSpec],
-    config: &PreprocessConfig,
-) {
+fn resolve_groups(images: &mut [Image], groups: &[Group], items: &[Item], sets: &[SetSpec], config: &PreprocessConfig) {
     let path_of = |images: &[Image], i: usize| items[images[i].item].path.display().to_string();
     for group in groups {
         let Some(&(rep, _)) = group.members.first() else {
             continue;
         };
-        let classes: BTreeSet<usize> = group
-            .members
-            .iter()
-            .map(|&(i, _)| images[i].set)
-            .filter(|&s| sets[s].is_class())
-            .collect();
+        let classes: BTreeSet<usize> =
+            group.members.iter().map(|&(i, _)| images[i].set).filter(|&s| sets[s].is_class()).collect();
         if classes.len() >= 2 {
-            let names: Vec<String> = classes
-                .iter()
-                .map(|&s| format!("`{}`", sets[s].name))
-                .collect();
+            let names: Vec<String> = classes.iter().map(|&s| format!("`{}`", sets[s].name)).collect();
             let names = names.join(" and ");
             for &(i, _) in &group.members {
                 images[i].fate = Err(if sets[images[i].set].is_class() {
@@ -856,9 +715,7 @@ fn resolve_groups(
                 } else {
                     Rejection::new(
                         RejectionKind::CrossSetDuplicate,
-                        format!(
-                            "a duplicate of images in classes {names}, which are left out as ambiguous"
-                        ),
+                        format!("a duplicate of images in classes {names}, which are left out as ambiguous"),
                     )
                 });
             }
@@ -888,10 +745,7 @@ fn resolve_groups(
             } else if let Some(&twin) = kept_pixels.get(&images[i].pixel_hash) {
                 Err(Rejection::new(
                     RejectionKind::ExactDuplicate,
-                    format!(
-                        "exact duplicate of {}: the same decoded pixels",
-                        describe(images, items, twin)
-                    ),
+                    format!("exact duplicate of {}: the same decoded pixels", describe(images, items, twin)),
                 ))
             } else if config.duplicates.within_set == WithinSet::Drop {
                 Err(Rejection::new(
@@ -920,11 +774,7 @@ fn describe(images: &[Image], items: &[Item], i: usize) -> String {
     }
 }
 
-fn check_every_set_has_images(
-    items: &[Item],
-    images: &[Image],
-    sets: &[SetSpec],
-) -> Result<(), PreprocessError> {
+fn check_every_set_has_images(items: &[Item], images: &[Image], sets: &[SetSpec]) -> Result<(), PreprocessError> {
     for (index, set) in sets.iter().enumerate() {
         if images.iter().any(|im| im.set == index && im.fate.is_ok()) {
             continue;
@@ -982,15 +832,9 @@ fn assign_splits(
             parent[ra.max(rb)] = ra.min(rb);
         }
     }
-    let accepted =
-        |images: &[Image], i: usize| images[i].fate.is_ok() && sets[images[i].set].is_class();
+    let accepted = |images: &[Image], i: usize| images[i].fate.is_ok() && sets[images[i].set].is_class();
     for group in groups {
-        let members: Vec<usize> = group
-            .members
-            .iter()
-            .map(|&(i, _)| i)
-            .filter(|&i| accepted(images, i))
-            .collect();
+        let members: Vec<usize> = group.members.iter().map(|&(i, _)| i).filter(|&i| accepted(images, i)).collect();
         for pair in members.windows(2) {
             union(&mut parent, pair[0], pair[1]);
         }
@@ -1018,19 +862,14 @@ fn assign_splits(
         if !set.is_class() {
             continue;
         }
-        let class_units: Vec<&Vec<usize>> = units
-            .iter()
-            .filter(|(root, _)| images[**root].set == set_index)
-            .map(|(_, m)| m)
-            .collect();
+        let class_units: Vec<&Vec<usize>> =
+            units.iter().filter(|(root, _)| images[**root].set == set_index).map(|(_, m)| m).collect();
         let mut placed: Vec<Placed> = class_units
             .iter()
             .map(|members| {
                 let rep = &images[members[0]];
                 let position = split_position(&config.salt, &set.name, &rep.source_hash);
-                let locked = members
-                    .iter()
-                    .find_map(|&i| lock.get(&set.name, &images[i].source_hash));
+                let locked = members.iter().find_map(|&i| lock.get(&set.name, &images[i].source_hash));
                 Placed {
                     position,
                     source_hash: rep.source_hash.clone(),
@@ -1051,9 +890,7 @@ fn assign_splits(
             for &i in members.iter() {
                 if let Some(was) = lock.get(&set.name, &images[i].source_hash)
                     && was != unit.split
-                    && !conflicts
-                        .iter()
-                        .any(|c: &LockConflict| c.source == items[images[i].item].path)
+                    && !conflicts.iter().any(|c: &LockConflict| c.source == items[images[i].item].path)
                 {
                     warn!(
                         file = %items[images[i].item].path.display(),
@@ -1098,11 +935,7 @@ fn note_ignored_files(set: &SetSpec) {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.is_file() && !tcav_core::layout::is_image_path(p))
-        .filter(|p| {
-            !p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'))
-        })
+        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
         .collect();
     if let Some(example) = ignored.iter().min() {
         info!(
@@ -1122,16 +955,9 @@ fn note_ignored_files(set: &SetSpec) {
 fn check_overlap(sets: &[SetSpec], extra_dirs: &[PathBuf]) -> Result<(), PreprocessError> {
     let inputs: Vec<(PathBuf, &SetSpec)> = sets
         .iter()
-        .filter_map(|set| {
-            std::fs::canonicalize(&set.folder)
-                .ok()
-                .map(|canonical| (canonical, set))
-        })
+        .filter_map(|set| std::fs::canonicalize(&set.folder).ok().map(|canonical| (canonical, set)))
         .collect();
-    let outputs = sets
-        .iter()
-        .flat_map(SetSpec::managed_dirs)
-        .chain(extra_dirs.iter().cloned());
+    let outputs = sets.iter().flat_map(SetSpec::managed_dirs).chain(extra_dirs.iter().cloned());
     for dir in outputs {
         // An output folder that does not exist yet cannot be an input.
         let Ok(canonical) = std::fs::canonicalize(&dir) else {
@@ -1153,29 +979,21 @@ fn check_overlap(sets: &[SetSpec], extra_dirs: &[PathBuf]) -> Result<(), Preproc
 /// not write: leftovers of a run with another salt, split or input set.
 /// Other files are left alone but reported, since later stages will read them.
 fn remove_stale_outputs(images: &[Image], sets: &[SetSpec]) -> Result<(), PreprocessError> {
-    let expected: HashSet<&Path> = images
-        .iter()
-        .filter_map(|im| im.output.as_deref())
-        .collect();
+    let expected: HashSet<&Path> = images.iter().filter_map(|im| im.output.as_deref()).collect();
     for set in sets {
         for dir in set.managed_dirs() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
-            let mut paths: Vec<PathBuf> =
-                entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
             paths.sort();
             for path in paths {
                 if !path.is_file() || expected.contains(path.as_path()) {
                     continue;
                 }
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                 if is_output_name(name) {
-                    std::fs::remove_file(&path)
-                        .map_err(|e| CoreError::io("removing the stale output", &path, e))?;
+                    std::fs::remove_file(&path).map_err(|e| CoreError::io("removing the stale output", &path, e))?;
                     info!(file = %path.display(), "removed an output of an earlier run that this run does not produce");
                 } else if tcav_core::layout::is_image_path(&path) {
                     warn!(
@@ -1198,23 +1016,14 @@ fn top_reasons(rejected: &[&Rejection]) -> String {
     }
     let mut counts: Vec<(RejectionKind, usize)> = by_kind.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut text: Vec<String> = counts
-        .iter()
-        .take(3)
-        .map(|(kind, n)| format!("{kind} × {n}"))
-        .collect();
+    let mut text: Vec<String> = counts.iter().take(3).map(|(kind, n)| format!("{kind} × {n}")).collect();
     if let Some(first) = rejected.first() {
         text.push(format!("first: {}", first.reason));
     }
     text.join(", ")
 }
 
-fn report_groups(
-    groups: &[Group],
-    images: &[Image],
-    items: &[Item],
-    sets: &[SetSpec],
-) -> Vec<DuplicateGroup> {
+fn report_groups(groups: &[Group], images: &[Image], items: &[Item], sets: &[SetSpec]) -> Vec<DuplicateGroup> {
     groups
         .iter()
         .filter(|g| g.members.len() >= 2)
@@ -1242,10 +1051,7 @@ fn report_groups(
         .collect()
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site; the parts are the report's parts"
-)]
+#[allow(clippy::too_many_arguments, reason = "one call site; the parts are the report's parts")]
 fn build_manifest(
     items: Vec<Item>,
     images: &[Image],
@@ -1285,13 +1091,9 @@ fn build_manifest(
                         (Ok(_), Some(i)) => match (&images[i].fate, &images[i].output) {
                             (Ok(()), Some(output)) => Ok((output.clone(), images[i].split)),
                             (Err(rejection), _) => Err(rejection.clone()),
-                            (Ok(()), None) => {
-                                Err(Rejection::new(RejectionKind::Unreadable, "not written"))
-                            }
+                            (Ok(()), None) => Err(Rejection::new(RejectionKind::Unreadable, "not written")),
                         },
-                        (Ok(_), None) => {
-                            Err(Rejection::new(RejectionKind::Unreadable, "not placed"))
-                        }
+                        (Ok(_), None) => Err(Rejection::new(RejectionKind::Unreadable, "not placed")),
                     };
                     outcomes.push((frame.index, frame.perceptual_hash, fate));
                 }
@@ -1310,10 +1112,7 @@ fn build_manifest(
                     summary.rejected += 1;
                     *summary.rejected_by_kind.entry(rejection.kind).or_default() += 1;
                     *rejected_by_kind.entry(rejection.kind).or_default() += 1;
-                    Outcome::Rejected {
-                        kind: rejection.kind,
-                        reason: rejection.reason,
-                    }
+                    Outcome::Rejected { kind: rejection.kind, reason: rejection.reason }
                 }
             };
             entries.push(ManifestEntry {
@@ -1348,11 +1147,7 @@ mod tests {
     use tcav_core::store::hash_file;
 
     fn small_config() -> PreprocessConfig {
-        PreprocessConfig {
-            size: 16,
-            min_side: 8,
-            ..PreprocessConfig::default()
-        }
+        PreprocessConfig { size: 16, min_side: 8, ..PreprocessConfig::default() }
     }
 
     fn name(set: &str) -> SetName {
@@ -1374,10 +1169,7 @@ mod tests {
                 if path.is_dir() {
                     walk(root, &path, out);
                 } else {
-                    out.push((
-                        path.strip_prefix(root).unwrap().to_path_buf(),
-                        std::fs::read(&path).unwrap(),
-                    ));
+                    out.push((path.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&path).unwrap()));
                 }
             }
         }
@@ -1392,20 +1184,14 @@ mod tests {
             .entries
             .iter()
             .filter_map(|e| match &e.outcome {
-                Outcome::Accepted {
-                    split: Some(split), ..
-                } => Some((e.source.clone(), *split)),
+                Outcome::Accepted { split: Some(split), .. } => Some((e.source.clone(), *split)),
                 _ => None,
             })
             .collect()
     }
 
     fn rejection(manifest: &Manifest, file: &str) -> (RejectionKind, String) {
-        let entry = manifest
-            .entries
-            .iter()
-            .find(|e| e.source.ends_with(file))
-            .unwrap();
+        let entry = manifest.entries.iter().find(|e| e.source.ends_with(file)).unwrap();
         match &entry.outcome {
             Outcome::Rejected { kind, reason } => (*kind, reason.clone()),
             other => panic!("{file} should be rejected, got {other:?}"),
@@ -1422,38 +1208,17 @@ mod tests {
         // The bad and the unwanted, all in `fire`.
         std::fs::copy(fire.join("img000.png"), fire.join("zz_copy.png")).unwrap();
         std::fs::write(fire.join("garbage.png"), b"<html>404 not found</html>").unwrap();
-        let png = encode(
-            &DynamicImage::ImageRgb8(noise_rgb(24, 24, 7)),
-            ImageFormat::Png,
-        );
+        let png = encode(&DynamicImage::ImageRgb8(noise_rgb(24, 24, 7)), ImageFormat::Png);
         std::fs::write(fire.join("cut.png"), &png[..png.len() - 30]).unwrap();
-        let jpeg = encode(
-            &DynamicImage::ImageRgb8(noise_rgb(24, 24, 8)),
-            ImageFormat::Jpeg,
-        );
+        let jpeg = encode(&DynamicImage::ImageRgb8(noise_rgb(24, 24, 8)), ImageFormat::Jpeg);
         std::fs::write(fire.join("cut.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
-        let blank = encode(
-            &DynamicImage::ImageRgb8(image::RgbImage::from_pixel(24, 24, Rgb([90, 90, 90]))),
-            ImageFormat::Png,
-        );
+        let blank =
+            encode(&DynamicImage::ImageRgb8(image::RgbImage::from_pixel(24, 24, Rgb([90, 90, 90]))), ImageFormat::Png);
         std::fs::write(fire.join("blank.png"), blank).unwrap();
-        let tiny = encode(
-            &DynamicImage::ImageRgb8(noise_rgb(30, 5, 9)),
-            ImageFormat::Png,
-        );
+        let tiny = encode(&DynamicImage::ImageRgb8(noise_rgb(30, 5, 9)), ImageFormat::Png);
         std::fs::write(fire.join("tiny.png"), tiny).unwrap();
-        let rgba = RgbaImage::from_fn(24, 24, |x, _| {
-            if x < 12 {
-                Rgba([0, 0, 0, 0])
-            } else {
-                Rgba([0, 0, 200, 255])
-            }
-        });
-        std::fs::write(
-            fire.join("alpha.png"),
-            encode(&DynamicImage::ImageRgba8(rgba), ImageFormat::Png),
-        )
-        .unwrap();
+        let rgba = RgbaImage::from_fn(24, 24, |x, _| if x < 12 { Rgba([0, 0, 0, 0]) } else { Rgba([0, 0, 200, 255]) });
+        std::fs::write(fire.join("alpha.png"), encode(&DynamicImage::ImageRgba8(rgba), ImageFormat::Png)).unwrap();
         std::fs::write(fire.join("notes.txt"), b"crawl log").unwrap();
 
         let out = TrainLayout::new(dir.path().join("out"));
@@ -1470,10 +1235,7 @@ mod tests {
         let counts = fire_summary.splits.unwrap();
         assert_eq!(counts.train + counts.validation + counts.test, 9);
 
-        assert_eq!(
-            rejection(&manifest, "garbage.png").0,
-            RejectionKind::NotAnImage
-        );
+        assert_eq!(rejection(&manifest, "garbage.png").0, RejectionKind::NotAnImage);
         assert_eq!(rejection(&manifest, "cut.png").0, RejectionKind::Truncated);
         assert_eq!(rejection(&manifest, "cut.jpg").0, RejectionKind::Truncated);
         assert_eq!(rejection(&manifest, "tiny.png").0, RejectionKind::TooSmall);
@@ -1482,10 +1244,7 @@ mod tests {
         assert!(reason.contains("near-uniform"), "{reason}");
         let (kind, reason) = rejection(&manifest, "zz_copy.png");
         assert_eq!(kind, RejectionKind::ExactDuplicate);
-        assert!(
-            reason.contains("exact duplicate of") && reason.contains("img000.png"),
-            "{reason}"
-        );
+        assert!(reason.contains("exact duplicate of") && reason.contains("img000.png"), "{reason}");
         assert_eq!(fire_summary.rejected_by_kind[&RejectionKind::Truncated], 2);
 
         // Every accepted entry points at a 16 × 16 RGB PNG named after its
@@ -1495,11 +1254,7 @@ mod tests {
             if let Outcome::Accepted { output, split } = &entry.outcome {
                 let hash = entry.source_hash.as_ref().unwrap();
                 assert_eq!(hash, &hash_file(&entry.source).unwrap());
-                assert_eq!(
-                    output,
-                    &out.class_dir(split.unwrap(), &entry.set)
-                        .join(format!("{}.png", &hash[..16]))
-                );
+                assert_eq!(output, &out.class_dir(split.unwrap(), &entry.set).join(format!("{}.png", &hash[..16])));
                 let image = image::open(output).unwrap();
                 assert_eq!(image.color(), image::ColorType::Rgb8);
                 assert_eq!((image.width(), image.height()), (16, 16));
@@ -1509,14 +1264,8 @@ mod tests {
         assert_eq!(written, 17);
         assert_eq!(tree(out.root()).len(), 17);
         // The transparent half of alpha.png became the white background.
-        let alpha = manifest
-            .entries
-            .iter()
-            .find(|e| e.source.ends_with("alpha.png"))
-            .unwrap();
-        let Outcome::Accepted { output, .. } = &alpha.outcome else {
-            panic!("alpha.png should be accepted")
-        };
+        let alpha = manifest.entries.iter().find(|e| e.source.ends_with("alpha.png")).unwrap();
+        let Outcome::Accepted { output, .. } = &alpha.outcome else { panic!("alpha.png should be accepted") };
         let image = image::open(output).unwrap().into_rgb8();
         assert_eq!(image.get_pixel(1, 8), &Rgb([255, 255, 255]));
         assert_eq!(image.get_pixel(14, 8), &Rgb([0, 0, 200]));
@@ -1550,27 +1299,14 @@ mod tests {
         assert_eq!(kind, RejectionKind::NotAnImage);
         assert!(reason.contains("not an image"), "{reason}");
 
-        let config = PreprocessConfig {
-            on_bad_image: BadImagePolicy::Fail,
-            ..small_config()
-        };
-        let err = prepare_training(&classes, &config, &out)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("broken.png") && err.contains("`fire`"),
-            "{err}"
-        );
-        assert!(
-            err.contains("remove the file") && err.contains("on_bad_image = \"skip\""),
-            "{err}"
-        );
+        let config = PreprocessConfig { on_bad_image: BadImagePolicy::Fail, ..small_config() };
+        let err = prepare_training(&classes, &config, &out).unwrap_err().to_string();
+        assert!(err.contains("broken.png") && err.contains("`fire`"), "{err}");
+        assert!(err.contains("remove the file") && err.contains("on_bad_image = \"skip\""), "{err}");
 
         // Quality filters are not "bad files": they never fail the call.
-        let blank = encode(
-            &DynamicImage::ImageRgb8(image::RgbImage::from_pixel(24, 24, Rgb([0, 0, 0]))),
-            ImageFormat::Png,
-        );
+        let blank =
+            encode(&DynamicImage::ImageRgb8(image::RgbImage::from_pixel(24, 24, Rgb([0, 0, 0]))), ImageFormat::Png);
         std::fs::remove_file(fire.join("broken.png")).unwrap();
         std::fs::write(fire.join("blank.png"), blank).unwrap();
         prepare_training(&classes, &config, &out).unwrap();
@@ -1584,10 +1320,8 @@ mod tests {
         let classes = [(name("fire"), fire.clone())];
         let config = small_config();
 
-        let first =
-            prepare_training(&classes, &config, &TrainLayout::new(dir.path().join("a"))).unwrap();
-        let again =
-            prepare_training(&classes, &config, &TrainLayout::new(dir.path().join("a"))).unwrap();
+        let first = prepare_training(&classes, &config, &TrainLayout::new(dir.path().join("a"))).unwrap();
+        let again = prepare_training(&classes, &config, &TrainLayout::new(dir.path().join("a"))).unwrap();
         assert_eq!(first, again);
         let before = splits_by_source(&first);
         assert_eq!(before.len(), 30);
@@ -1597,26 +1331,16 @@ mod tests {
         );
 
         noise_folder(&fire, 20, 1000);
-        let grown =
-            prepare_training(&classes, &config, &TrainLayout::new(dir.path().join("b"))).unwrap();
+        let grown = prepare_training(&classes, &config, &TrainLayout::new(dir.path().join("b"))).unwrap();
         let after = splits_by_source(&grown);
         assert_eq!(after.len(), 50);
         for (source, split) in &before {
-            assert_eq!(
-                after[source],
-                *split,
-                "{} moved when images were added",
-                source.display()
-            );
+            assert_eq!(after[source], *split, "{} moved when images were added", source.display());
         }
 
         // Another salt draws another split.
-        let salted = PreprocessConfig {
-            salt: "other".into(),
-            ..config
-        };
-        let resalted =
-            prepare_training(&classes, &salted, &TrainLayout::new(dir.path().join("c"))).unwrap();
+        let salted = PreprocessConfig { salt: "other".into(), ..config };
+        let resalted = prepare_training(&classes, &salted, &TrainLayout::new(dir.path().join("c"))).unwrap();
         assert_ne!(splits_by_source(&resalted), after);
     }
 
@@ -1627,32 +1351,15 @@ mod tests {
         let water = dir.path().join("water");
         noise_folder(&fire, 3, 0);
         noise_folder(&water, 2, 10);
-        let config = PreprocessConfig {
-            split: SplitFractions {
-                train: 0.98,
-                validation: 0.01,
-                test: 0.01,
-            },
-            ..small_config()
-        };
+        let config =
+            PreprocessConfig { split: SplitFractions { train: 0.98, validation: 0.01, test: 0.01 }, ..small_config() };
         let out = TrainLayout::new(dir.path().join("out"));
         let classes = [(name("fire"), fire), (name("water"), water)];
         let manifest = prepare_training(&classes, &config, &out).unwrap();
         let counts = manifest.summary(&name("fire")).unwrap().splits.unwrap();
-        assert_eq!(
-            counts,
-            SplitCounts {
-                train: 1,
-                validation: 1,
-                test: 1
-            }
-        );
+        assert_eq!(counts, SplitCounts { train: 1, validation: 1, test: 1 });
         for split in Split::ALL {
-            assert_eq!(
-                out.images(split, &name("fire")).unwrap().len(),
-                1,
-                "{split}"
-            );
+            assert_eq!(out.images(split, &name("fire")).unwrap().len(), 1, "{split}");
         }
         // Two images cannot fill three splits; that is a warning, not an error.
         assert_eq!(manifest.summary(&name("water")).unwrap().accepted, 2);
@@ -1668,19 +1375,11 @@ mod tests {
         std::fs::copy(fire.join("img003.png"), fire.join("copy.png")).unwrap();
         std::fs::write(water.join("bad.jpg"), b"nope").unwrap();
         let classes = [(name("fire"), fire), (name("water"), water)];
-        let config = PreprocessConfig {
-            crop: CropMode::PadSquare { colour: [1, 2, 3] },
-            ..small_config()
-        };
+        let config = PreprocessConfig { crop: CropMode::PadSquare { colour: [1, 2, 3] }, ..small_config() };
         let run_with = |threads: usize, root: &str| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let out = TrainLayout::new(dir.path().join(root));
-            let mut manifest = pool
-                .install(|| prepare_training(&classes, &config, &out))
-                .unwrap();
+            let mut manifest = pool.install(|| prepare_training(&classes, &config, &out)).unwrap();
             for entry in &mut manifest.entries {
                 if let Outcome::Accepted { output, .. } = &mut entry.outcome {
                     *output = output.strip_prefix(out.root()).unwrap().to_path_buf();
@@ -1700,13 +1399,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = TrainLayout::new(dir.path().join("out"));
         let missing = dir.path().join("no_such_folder");
-        let err = prepare_training(&[(name("fire"), missing)], &small_config(), &out)
-            .unwrap_err()
-            .to_string();
+        let err = prepare_training(&[(name("fire"), missing)], &small_config(), &out).unwrap_err().to_string();
         assert!(
-            err.contains("no_such_folder")
-                && err.contains("class `fire`")
-                && err.contains("does not exist"),
+            err.contains("no_such_folder") && err.contains("class `fire`") && err.contains("does not exist"),
             "{err}"
         );
 
@@ -1714,13 +1409,9 @@ mod tests {
         std::fs::create_dir(&empty).unwrap();
         std::fs::write(empty.join("readme.txt"), b"x").unwrap();
         let tcav = TcavLayout::new(dir.path().join("tcav"));
-        let err = prepare_sets(&[(name("striped"), empty)], &small_config(), &tcav)
-            .unwrap_err()
-            .to_string();
+        let err = prepare_sets(&[(name("striped"), empty)], &small_config(), &tcav).unwrap_err().to_string();
         assert!(
-            err.contains("empty_folder")
-                && err.contains("set `striped`")
-                && err.contains("holds no images"),
+            err.contains("empty_folder") && err.contains("set `striped`") && err.contains("holds no images"),
             "{err}"
         );
     }
@@ -1732,22 +1423,14 @@ mod tests {
         std::fs::create_dir(&striped).unwrap();
         for (i, grey) in [10u8, 20, 30].iter().enumerate() {
             let blank = image::RgbImage::from_pixel(24, 24, Rgb([*grey; 3]));
-            std::fs::write(
-                striped.join(format!("{i}.png")),
-                encode(&DynamicImage::ImageRgb8(blank), ImageFormat::Png),
-            )
-            .unwrap();
+            std::fs::write(striped.join(format!("{i}.png")), encode(&DynamicImage::ImageRgb8(blank), ImageFormat::Png))
+                .unwrap();
         }
         std::fs::write(striped.join("x.jpg"), b"junk").unwrap();
         let tcav = TcavLayout::new(dir.path().join("tcav"));
-        let err = prepare_sets(&[(name("striped"), striped)], &small_config(), &tcav)
-            .unwrap_err()
-            .to_string();
+        let err = prepare_sets(&[(name("striped"), striped)], &small_config(), &tcav).unwrap_err().to_string();
         assert!(err.contains("all 4 images of set `striped`"), "{err}");
-        assert!(
-            err.contains("near-uniform × 3") && err.contains("not an image × 1"),
-            "{err}"
-        );
+        assert!(err.contains("near-uniform × 3") && err.contains("not an image × 1"), "{err}");
     }
 
     #[test]
@@ -1766,18 +1449,9 @@ mod tests {
             assert_eq!((summary.accepted, summary.splits), (3, None));
             assert_eq!(tcav.images(&name(set)).unwrap().len(), 3);
         }
-        assert!(
-            manifest
-                .entries
-                .iter()
-                .all(|e| matches!(e.outcome, Outcome::Accepted { split: None, .. }))
-        );
+        assert!(manifest.entries.iter().all(|e| matches!(e.outcome, Outcome::Accepted { split: None, .. })));
         // img002.png is in both sets and kept in both.
-        let shared: Vec<_> = manifest
-            .entries
-            .iter()
-            .filter(|e| e.source.ends_with("img002.png"))
-            .collect();
+        let shared: Vec<_> = manifest.entries.iter().filter(|e| e.source.ends_with("img002.png")).collect();
         assert_eq!(shared.len(), 2);
     }
 
@@ -1791,14 +1465,8 @@ mod tests {
         let out = TrainLayout::new(dir.path().join("out"));
         let classes = [(name("fire"), fire.clone()), (name("water"), water.clone())];
         let manifest = prepare_training(&classes, &small_config(), &out).unwrap();
-        for entry in manifest
-            .entries
-            .iter()
-            .filter(|e| e.source.ends_with("img003.png"))
-        {
-            let Outcome::Rejected { kind, reason } = &entry.outcome else {
-                panic!("{entry:?} should be rejected")
-            };
+        for entry in manifest.entries.iter().filter(|e| e.source.ends_with("img003.png")) {
+            let Outcome::Rejected { kind, reason } = &entry.outcome else { panic!("{entry:?} should be rejected") };
             assert_eq!(*kind, RejectionKind::AmbiguousLabel);
             assert!(reason.contains("`fire` and `water`"), "{reason}");
         }
@@ -1818,19 +1486,13 @@ mod tests {
         std::fs::write(&foreign, b"user file").unwrap();
         std::fs::remove_file(fire.join("img000.png")).unwrap();
 
-        let resalted = PreprocessConfig {
-            salt: "new".into(),
-            ..small_config()
-        };
+        let resalted = PreprocessConfig { salt: "new".into(), ..small_config() };
         let manifest = prepare_training(&classes, &resalted, &out).unwrap();
         let files: Vec<PathBuf> = tree(out.root()).into_iter().map(|(path, _)| path).collect();
         assert_eq!(files.len(), 19 + 1);
         assert!(foreign.exists());
         // No image is in two splits, and the removed input's output is gone.
-        let names: HashSet<_> = files
-            .iter()
-            .map(|p| p.file_name().unwrap().to_owned())
-            .collect();
+        let names: HashSet<_> = files.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
         assert_eq!(names.len(), files.len());
         let expected: HashSet<&PathBuf> = manifest
             .entries
@@ -1850,17 +1512,8 @@ mod tests {
         let striped = dir.path().join("striped");
         noise_folder(&striped, 3, 0);
         let tcav = TcavLayout::new(dir.path());
-        let err = prepare_sets(
-            &[(name("striped"), striped.clone())],
-            &small_config(),
-            &tcav,
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("is the input folder") && err.contains("`striped`"),
-            "{err}"
-        );
+        let err = prepare_sets(&[(name("striped"), striped.clone())], &small_config(), &tcav).unwrap_err().to_string();
+        assert!(err.contains("is the input folder") && err.contains("`striped`"), "{err}");
         assert_eq!(std::fs::read_dir(&striped).unwrap().count(), 3);
     }
 
@@ -1871,30 +1524,18 @@ mod tests {
         noise_folder(&a, 1, 0);
         let tcav = TcavLayout::new(dir.path().join("out"));
         let sets = [(name("striped"), a.clone()), (name("striped"), a)];
-        let err = prepare_sets(&sets, &small_config(), &tcav)
-            .unwrap_err()
-            .to_string();
+        let err = prepare_sets(&sets, &small_config(), &tcav).unwrap_err().to_string();
         assert!(err.contains("set `striped` is listed twice"), "{err}");
     }
 
     #[test]
     fn invalid_config_is_rejected_before_any_work() {
         let dir = tempfile::tempdir().unwrap();
-        let config = PreprocessConfig {
-            split: SplitFractions {
-                train: 0.5,
-                validation: 0.5,
-                test: 0.5,
-            },
-            ..small_config()
-        };
-        let err = prepare_sets(
-            &[(name("x"), dir.path().join("missing"))],
-            &config,
-            &TcavLayout::new(dir.path()),
-        )
-        .unwrap_err()
-        .to_string();
+        let config =
+            PreprocessConfig { split: SplitFractions { train: 0.5, validation: 0.5, test: 0.5 }, ..small_config() };
+        let err = prepare_sets(&[(name("x"), dir.path().join("missing"))], &config, &TcavLayout::new(dir.path()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`split`"), "{err}");
     }
 
@@ -1906,13 +1547,7 @@ mod tests {
         assert!(!is_output_name("mine.png"));
         assert!(is_output_name("0123456789abcdef_f0012.png"));
         assert!(!is_output_name("0123456789abcdef_f12.png"));
-        assert_eq!(
-            output_name(&"ab".repeat(32), None),
-            format!("{}.png", "ab".repeat(8))
-        );
-        assert_eq!(
-            output_name(&"ab".repeat(32), Some(3)),
-            format!("{}_f0003.png", "ab".repeat(8))
-        );
+        assert_eq!(output_name(&"ab".repeat(32), None), format!("{}.png", "ab".repeat(8)));
+        assert_eq!(output_name(&"ab".repeat(32), Some(3)), format!("{}_f0003.png", "ab".repeat(8)));
     }
 }

@@ -31,11 +31,7 @@ pub fn split_position(salt: &str, class: &SetName, source_hash: &str) -> f64 {
         .content("source", source_hash)
         .finish();
     // The key is 64 hex digits, so its first 16 always parse as a u64.
-    let bits = key
-        .as_str()
-        .get(..16)
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .unwrap_or(0);
+    let bits = key.as_str().get(..16).and_then(|hex| u64::from_str_radix(hex, 16).ok()).unwrap_or(0);
     // The top 53 bits fill an f64 mantissa exactly, so u < 1 always.
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
@@ -48,18 +44,8 @@ fn interval(split: Split, fractions: &SplitFractions) -> (f64, f64) {
     for s in Split::ALL {
         let share = fractions.get(s);
         if s == split {
-            let is_last = Split::ALL
-                .iter()
-                .filter(|&&later| later > s)
-                .all(|&later| fractions.get(later) <= 0.0);
-            return (
-                lo,
-                if is_last && share > 0.0 {
-                    1.0
-                } else {
-                    lo + share
-                },
-            );
+            let is_last = Split::ALL.iter().filter(|&&later| later > s).all(|&later| fractions.get(later) <= 0.0);
+            return (lo, if is_last && share > 0.0 { 1.0 } else { lo + share });
         }
         lo += share;
     }
@@ -100,19 +86,14 @@ pub(crate) fn fill_empty_splits(images: &mut [Placed], fractions: &SplitFraction
         return moved;
     }
     loop {
-        let count =
-            |split: Split, images: &[Placed]| images.iter().filter(|p| p.split == split).count();
-        let Some(empty) = Split::ALL
-            .into_iter()
-            .find(|&s| fractions.get(s) > 0.0 && count(s, images) == 0)
-        else {
+        let count = |split: Split, images: &[Placed]| images.iter().filter(|p| p.split == split).count();
+        let Some(empty) = Split::ALL.into_iter().find(|&s| fractions.get(s) > 0.0 && count(s, images) == 0) else {
             break;
         };
         // At most two splits hold the >= 3 units, so at least one holds 2 or
         // more and stays non-empty after giving one away.
         let counts = Split::ALL.map(|s| count(s, images));
-        let can_give =
-            |split: Split| counts[Split::ALL.iter().position(|&s| s == split).unwrap_or(0)] >= 2;
+        let can_give = |split: Split| counts[Split::ALL.iter().position(|&s| s == split).unwrap_or(0)] >= 2;
         let (lo, hi) = interval(empty, fractions);
         let distance = |u: f64| {
             if u < lo {
@@ -128,9 +109,7 @@ pub(crate) fn fill_empty_splits(images: &mut [Placed], fractions: &SplitFraction
             .enumerate()
             .filter(|(_, p)| !p.locked && can_give(p.split))
             .min_by(|(_, a), (_, b)| {
-                distance(a.position)
-                    .total_cmp(&distance(b.position))
-                    .then_with(|| a.source_hash.cmp(&b.source_hash))
+                distance(a.position).total_cmp(&distance(b.position)).then_with(|| a.source_hash.cmp(&b.source_hash))
             })
             .map(|(i, _)| i);
         let Some(i) = chosen else { break };
@@ -173,20 +152,9 @@ mod tests {
         assert_eq!(natural_split(0.85, &fractions), Split::Test);
         assert_eq!(natural_split(0.999_999_999_999, &fractions), Split::Test);
         // A zero fraction is never drawn, even at the rounding edge.
-        let no_test = SplitFractions {
-            train: 0.8,
-            validation: 0.2 - 1e-12,
-            test: 0.0,
-        };
-        assert_eq!(
-            natural_split(0.999_999_999_999_9, &no_test),
-            Split::Validation
-        );
-        let only_train = SplitFractions {
-            train: 1.0,
-            validation: 0.0,
-            test: 0.0,
-        };
+        let no_test = SplitFractions { train: 0.8, validation: 0.2 - 1e-12, test: 0.0 };
+        assert_eq!(natural_split(0.999_999_999_999_9, &no_test), Split::Validation);
+        let only_train = SplitFractions { train: 1.0, validation: 0.0, test: 0.0 };
         assert_eq!(natural_split(0.99, &only_train), Split::Train);
 
         let fire = class("fire");
@@ -203,61 +171,35 @@ mod tests {
 
     #[test]
     fn small_classes_get_every_split_and_the_closest_image_moves() {
-        let fractions = SplitFractions {
-            train: 0.8,
-            validation: 0.1,
-            test: 0.1,
-        };
+        let fractions = SplitFractions { train: 0.8, validation: 0.1, test: 0.1 };
         let placed = |u: f64, h: &str| Placed {
             position: u,
             source_hash: h.into(),
             split: natural_split(u, &fractions),
             locked: false,
         };
-        let mut images = vec![
-            placed(0.1, "a"),
-            placed(0.75, "b"),
-            placed(0.3, "c"),
-            placed(0.5, "d"),
-        ];
+        let mut images = vec![placed(0.1, "a"), placed(0.75, "b"), placed(0.3, "c"), placed(0.5, "d")];
         let moved = fill_empty_splits(&mut images, &fractions);
         // Validation [0.8, 0.9) takes 0.75 (closest); test [0.9, 1) takes 0.5.
         assert_eq!(moved, [1, 3]);
         let splits: Vec<_> = images.iter().map(|p| p.split).collect();
-        assert_eq!(
-            splits,
-            [Split::Train, Split::Validation, Split::Train, Split::Test]
-        );
+        assert_eq!(splits, [Split::Train, Split::Validation, Split::Train, Split::Test]);
 
         // Two images: nothing to guarantee.
         let mut two = vec![placed(0.1, "a"), placed(0.2, "b")];
         assert!(fill_empty_splits(&mut two, &fractions).is_empty());
 
         // A split with fraction 0 stays empty.
-        let no_test = SplitFractions {
-            train: 0.5,
-            validation: 0.5,
-            test: 0.0,
-        };
+        let no_test = SplitFractions { train: 0.5, validation: 0.5, test: 0.0 };
         let mut three: Vec<_> = [0.1, 0.2, 0.3]
             .iter()
-            .map(|&u| Placed {
-                position: u,
-                source_hash: String::new(),
-                split: Split::Train,
-                locked: false,
-            })
+            .map(|&u| Placed { position: u, source_hash: String::new(), split: Split::Train, locked: false })
             .collect();
         assert_eq!(fill_empty_splits(&mut three, &no_test), [2]);
         assert_eq!(three[2].split, Split::Validation);
 
         // Locked units stay put; the closest unlocked one moves instead.
-        let mut locked = vec![
-            placed(0.1, "a"),
-            placed(0.75, "b"),
-            placed(0.3, "c"),
-            placed(0.5, "d"),
-        ];
+        let mut locked = vec![placed(0.1, "a"), placed(0.75, "b"), placed(0.3, "c"), placed(0.5, "d")];
         locked[1].locked = true;
         assert_eq!(fill_empty_splits(&mut locked, &fractions), [3, 2]);
         assert_eq!(locked[1].split, Split::Train);

@@ -49,18 +49,13 @@ pub fn adjust(p_values: &[f64], correction: Correction) -> Vec<f64> {
             if (0.0..=1.0).contains(&p) || p.is_nan() {
                 p
             } else {
-                warn!(
-                    p_value = p,
-                    "p-value outside [0, 1] clamped before adjustment"
-                );
+                warn!(p_value = p, "p-value outside [0, 1] clamped before adjustment");
                 p.clamp(0.0, 1.0)
             }
         })
         .collect();
     // Indices of the real p-values, from the smallest p to the largest.
-    let mut order: Vec<usize> = (0..adjusted.len())
-        .filter(|&i| !adjusted[i].is_nan())
-        .collect();
+    let mut order: Vec<usize> = (0..adjusted.len()).filter(|&i| !adjusted[i].is_nan()).collect();
     order.sort_by(|&i, &j| adjusted[i].total_cmp(&adjusted[j]));
     let m = order.len();
     let mf = m as f64;
@@ -114,16 +109,8 @@ mod tests {
     #[test]
     fn matches_statsmodels_multipletests() {
         let cases: [(&[f64], Correction, &[f64]); 6] = [
-            (
-                &P,
-                Correction::Bonferroni,
-                &[0.08, 0.32, 0.32, 0.24, 1.0, 0.008, 0.32, 1.0],
-            ),
-            (
-                &P,
-                Correction::Holm,
-                &[0.07, 0.2, 0.2, 0.18, 0.4, 0.008, 0.2, 0.8],
-            ),
+            (&P, Correction::Bonferroni, &[0.08, 0.32, 0.32, 0.24, 1.0, 0.008, 0.32, 1.0]),
+            (&P, Correction::Holm, &[0.07, 0.2, 0.2, 0.18, 0.4, 0.008, 0.2, 0.8]),
             (
                 &P,
                 Correction::BenjaminiHochberg,
@@ -139,16 +126,8 @@ mod tests {
                 ],
             ),
             (&P2, Correction::Bonferroni, &[1.0, 1.0, 0.1, 0.1, 1.0]),
-            (
-                &P2,
-                Correction::Holm,
-                &[1.0, 1.0, 0.1, 0.1, 0.8999999999999999],
-            ),
-            (
-                &P2,
-                Correction::BenjaminiHochberg,
-                &[0.625, 0.9, 0.049999999999999996, 0.049999999999999996, 0.5],
-            ),
+            (&P2, Correction::Holm, &[1.0, 1.0, 0.1, 0.1, 0.8999999999999999]),
+            (&P2, Correction::BenjaminiHochberg, &[0.625, 0.9, 0.049999999999999996, 0.049999999999999996, 0.5]),
         ];
         for (p, correction, expected) in cases {
             assert_close_all(&adjust(p, correction), expected, &format!("{correction:?}"));
@@ -162,11 +141,7 @@ mod tests {
 
     #[test]
     fn adjusted_values_are_monotone_capped_and_not_below_raw() {
-        for correction in [
-            Correction::Bonferroni,
-            Correction::Holm,
-            Correction::BenjaminiHochberg,
-        ] {
+        for correction in [Correction::Bonferroni, Correction::Holm, Correction::BenjaminiHochberg] {
             let adj = adjust(&P, correction);
             for i in 0..P.len() {
                 assert!(adj[i] >= P[i] && adj[i] <= 1.0, "{correction:?}[{i}]");
@@ -181,11 +156,7 @@ mod tests {
 
     #[test]
     fn empty_and_single_inputs() {
-        for correction in [
-            Correction::Bonferroni,
-            Correction::Holm,
-            Correction::BenjaminiHochberg,
-        ] {
+        for correction in [Correction::Bonferroni, Correction::Holm, Correction::BenjaminiHochberg] {
             assert!(adjust(&[], correction).is_empty());
             assert_eq!(adjust(&[0.03], correction), vec![0.03]);
         }
@@ -217,10 +188,7 @@ mod tests {
         ];
         for (correction, name) in names {
             assert_eq!(serde_json::to_string(&correction).expect("ser"), name);
-            assert_eq!(
-                serde_json::from_str::<Correction>(name).expect("de"),
-                correction
-            );
+            assert_eq!(serde_json::from_str::<Correction>(name).expect("de"), correction);
         }
     }
 }

@@ -46,9 +46,7 @@ pub enum StatsError {
         sample: &'static str,
     },
     /// A significance level outside (0, 1).
-    #[error(
-        "alpha = {alpha} is not a significance level: use a value strictly between 0 and 1, such as 0.05"
-    )]
+    #[error("alpha = {alpha} is not a significance level: use a value strictly between 0 and 1, such as 0.05")]
     InvalidAlpha {
         /// The rejected value.
         alpha: f64,

@@ -67,12 +67,7 @@ pub struct PermutationTest {
 /// [`StatsError::TooFewValues`], [`StatsError::NotFinite`] or
 /// [`StatsError::NoPermutations`]. Sums that overflow `f64` give
 /// [`StatsError::Overflow`].
-pub fn permutation_test(
-    a: &[f64],
-    b: &[f64],
-    permutations: usize,
-    seed: u64,
-) -> Result<PermutationTest> {
+pub fn permutation_test(a: &[f64], b: &[f64], permutations: usize, seed: u64) -> Result<PermutationTest> {
     const WHAT: &str = "a permutation test";
     check(a, SAMPLE_A, 1, WHAT)?;
     check(b, SAMPLE_B, 1, WHAT)?;
@@ -95,8 +90,7 @@ pub fn permutation_test(
         return Err(StatsError::Overflow { sample: SAMPLE_B });
     }
     let observed_difference = sum_a / n_a as f64 - sum_b / n_b as f64;
-    let split =
-        |chosen_sum: f64| (chosen_sum / k as f64 - (total - chosen_sum) / (n - k) as f64).abs();
+    let split = |chosen_sum: f64| (chosen_sum / k as f64 - (total - chosen_sum) / (n - k) as f64).abs();
     // The observed split, summed as the enumeration and the draws sum.
     let observed_sum = if k == n_a { sum_a } else { sum_b };
     let scale = pooled.iter().fold(1.0_f64, |m, v| m.max(v.abs()));
@@ -114,8 +108,7 @@ pub fn permutation_test(
             }
         }
         None => {
-            let at_least =
-                count_random_splits(&pooled, k, permutations, seed, |s| split(s) >= threshold);
+            let at_least = count_random_splits(&pooled, k, permutations, seed, |s| split(s) >= threshold);
             PermutationTest {
                 observed_difference,
                 p_value: (1 + at_least) as f64 / (1 + permutations) as f64,
@@ -160,13 +153,7 @@ fn count_all_splits(pooled: &[f64], k: usize, counts: impl Fn(f64) -> bool) -> u
 
 /// How many of `draws` uniformly random subsets of `k` pooled values have a
 /// sum that `counts`, drawn from a ChaCha8 generator seeded with `seed`.
-fn count_random_splits(
-    pooled: &[f64],
-    k: usize,
-    draws: usize,
-    seed: u64,
-    counts: impl Fn(f64) -> bool,
-) -> usize {
+fn count_random_splits(pooled: &[f64], k: usize, draws: usize, seed: u64, counts: impl Fn(f64) -> bool) -> usize {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut values = pooled.to_vec();
     let n = values.len();
@@ -192,10 +179,7 @@ mod tests {
 
     fn close(actual: f64, expected: f64, rel: f64) {
         let tol = rel * expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            (actual - expected).abs() <= tol,
-            "actual {actual:e} vs expected {expected:e} (rel tol {rel:e})"
-        );
+        assert!((actual - expected).abs() <= tol, "actual {actual:e} vs expected {expected:e} (rel tol {rel:e})");
     }
 
     #[test]
@@ -277,14 +261,8 @@ mod tests {
         assert_eq!(first.p_value.to_bits(), again.p_value.to_bits());
         // Different seeds draw different splits: over several seeds the
         // estimates cannot all coincide.
-        let estimates: Vec<u64> = (0..6)
-            .map(|s| {
-                permutation_test(&a, &b, 2_000, s)
-                    .expect("valid")
-                    .p_value
-                    .to_bits()
-            })
-            .collect();
+        let estimates: Vec<u64> =
+            (0..6).map(|s| permutation_test(&a, &b, 2_000, s).expect("valid").p_value.to_bits()).collect();
         assert!(estimates.windows(2).any(|w| w[0] != w[1]), "{estimates:?}");
     }
 
@@ -301,11 +279,7 @@ mod tests {
     fn bad_input_is_an_error() {
         assert!(matches!(
             permutation_test(&[], &[0.1], 10, 0),
-            Err(StatsError::TooFewValues {
-                given: 0,
-                needed: 1,
-                ..
-            })
+            Err(StatsError::TooFewValues { given: 0, needed: 1, .. })
         ));
         assert!(matches!(
             permutation_test(&[0.1], &[0.2, f64::NAN], 10, 0),
@@ -314,20 +288,14 @@ mod tests {
         let err = permutation_test(&[0.1], &[0.2], 0, 0).expect_err("0 permutations");
         assert_eq!(err, StatsError::NoPermutations);
         assert!(err.to_string().contains("at least 1"), "{err}");
-        assert!(matches!(
-            permutation_test(&[f64::MAX, f64::MAX], &[0.2], 10, 0),
-            Err(StatsError::Overflow { .. })
-        ));
+        assert!(matches!(permutation_test(&[f64::MAX, f64::MAX], &[0.2], 10, 0), Err(StatsError::Overflow { .. })));
     }
 
     #[test]
     fn serde_round_trip() {
         let r = permutation_test(&A, &B, 500, 3).expect("valid");
         let json = serde_json::to_string(&r).expect("ser");
-        assert!(
-            json.contains("\"exact\":false") && json.contains("\"permutations_used\":500"),
-            "{json}"
-        );
+        assert!(json.contains("\"exact\":false") && json.contains("\"permutations_used\":500"), "{json}");
         let back: PermutationTest = serde_json::from_str(&json).expect("de");
         assert_eq!(back, r);
     }

@@ -82,16 +82,9 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Result<RankTest> {
     let (p_one_sided, method) = if exact {
         (exact_upper_tail(n_a, n_b, u_max), RankMethod::Exact)
     } else {
-        (
-            asymptotic_upper_tail(n_a, n_b, u_max, ranks.tie_term),
-            RankMethod::Asymptotic,
-        )
+        (asymptotic_upper_tail(n_a, n_b, u_max, ranks.tie_term), RankMethod::Asymptotic)
     };
-    Ok(RankTest {
-        u: u_a,
-        p_value: (2.0 * p_one_sided).clamp(0.0, 1.0),
-        method,
-    })
+    Ok(RankTest { u: u_a, p_value: (2.0 * p_one_sided).clamp(0.0, 1.0), method })
 }
 
 /// Ranks of the pooled sample (`a` first, then `b`), ties sharing the mean
@@ -129,11 +122,7 @@ fn midranks(a: &[f64], b: &[f64]) -> Ranks {
         }
         start = end;
     }
-    Ranks {
-        ranks,
-        has_ties,
-        tie_term,
-    }
+    Ranks { ranks, has_ties, tie_term }
 }
 
 /// `P(U >= u)` under the null hypothesis, from the exact distribution of U.
@@ -193,10 +182,7 @@ mod tests {
 
     fn close(actual: f64, expected: f64, rel: f64) {
         let tol = rel * expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            (actual - expected).abs() <= tol,
-            "actual {actual:e} vs expected {expected:e} (rel tol {rel:e})"
-        );
+        assert!((actual - expected).abs() <= tol, "actual {actual:e} vs expected {expected:e} (rel tol {rel:e})");
     }
 
     fn check_case(a: &[f64], b: &[f64], method: RankMethod, u: f64, p: f64) {
@@ -228,23 +214,11 @@ mod tests {
             0.0028804846690270907,
         );
         check_case(&[0.1, 0.3], &[0.6, 0.9, 0.75], RankMethod::Exact, 0.0, 0.2);
-        check_case(
-            &[0.3],
-            &[0.1, 0.2],
-            RankMethod::Exact,
-            2.0,
-            0.6666666666666666,
-        );
+        check_case(&[0.3], &[0.1, 0.2], RankMethod::Exact, 2.0, 0.6666666666666666);
         // 15 vs 15, no ties: asymptotic.
         check_case(
-            &[
-                0.3, 0.337, 0.374, 0.411, 0.448, 0.485, 0.522, 0.559, 0.596, 0.633, 0.67, 0.707,
-                0.744, 0.781, 0.818,
-            ],
-            &[
-                0.21, 0.239, 0.268, 0.297, 0.326, 0.355, 0.384, 0.413, 0.442, 0.471, 0.5, 0.529,
-                0.558, 0.587, 0.616,
-            ],
+            &[0.3, 0.337, 0.374, 0.411, 0.448, 0.485, 0.522, 0.559, 0.596, 0.633, 0.67, 0.707, 0.744, 0.781, 0.818],
+            &[0.21, 0.239, 0.268, 0.297, 0.326, 0.355, 0.384, 0.413, 0.442, 0.471, 0.5, 0.529, 0.558, 0.587, 0.616],
             RankMethod::Asymptotic,
             169.0,
             0.020191414969204246,
@@ -260,9 +234,7 @@ mod tests {
         // 7 vs 12 with ties inside sample b: asymptotic.
         check_case(
             &[0.91, 0.35, 0.77, 0.12, 0.64, 0.88, 0.41],
-            &[
-                0.52, 0.49, 0.55, 0.50, 0.47, 0.53, 0.51, 0.48, 0.56, 0.46, 0.54, 0.50,
-            ],
+            &[0.52, 0.49, 0.55, 0.50, 0.47, 0.53, 0.51, 0.48, 0.56, 0.46, 0.54, 0.50],
             RankMethod::Asymptotic,
             48.0,
             0.6419036360134158,
@@ -280,20 +252,8 @@ mod tests {
         // The smallest possible exact p for 5 vs 500, 2 / C(505, 5).
         check_case(&a, &b, RankMethod::Exact, 2500.0, 7.453837131807868e-12);
         let mixed = [0.1, 0.3, 0.45, 0.2405, 0.7001];
-        check_case(
-            &mixed,
-            &b,
-            RankMethod::Asymptotic,
-            1592.5,
-            0.2921819476416586,
-        );
-        check_case(
-            &b[..7],
-            &mixed,
-            RankMethod::Exact,
-            0.0,
-            0.0025252525252525255,
-        );
+        check_case(&mixed, &b, RankMethod::Asymptotic, 1592.5, 0.2921819476416586);
+        check_case(&b[..7], &mixed, RankMethod::Exact, 0.0, 0.0025252525252525255);
     }
 
     // Expected value from scipy 1.17.1, b = [i / 12501 for i in range(12501)]:
@@ -301,9 +261,7 @@ mod tests {
     // (scipy's "auto" would pick exact here, p = 0.8431715452937155).
     #[test]
     fn many_pairs_use_the_normal_approximation() {
-        let a = [
-            0.0205, 0.5105, 0.3315, 0.9995, 0.7505, 0.1115, 0.4445, 0.6665,
-        ];
+        let a = [0.0205, 0.5105, 0.3315, 0.9995, 0.7505, 0.1115, 0.4445, 0.6665];
         let b: Vec<f64> = (0..12501).map(|i| f64::from(i) / 12501.0).collect();
         check_case(&a, &b, RankMethod::Asymptotic, 47945.0, 0.8402276521147924);
     }
@@ -312,10 +270,7 @@ mod tests {
     fn identical_constant_samples_give_p_one() {
         // scipy: mannwhitneyu([0.5]*3, [0.5]*4) -> U = 6, p = 1
         let r = mann_whitney_u(&[0.5; 3], &[0.5; 4]).expect("valid samples");
-        assert_eq!(
-            (r.u, r.p_value, r.method),
-            (6.0, 1.0, RankMethod::Asymptotic)
-        );
+        assert_eq!((r.u, r.p_value, r.method), (6.0, 1.0, RankMethod::Asymptotic));
         let r = mann_whitney_u(&[0.5], &[0.5]).expect("valid samples");
         assert_eq!((r.u, r.p_value), (0.5, 1.0));
     }
@@ -332,18 +287,8 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error() {
-        assert!(matches!(
-            mann_whitney_u(&[], &[0.1]),
-            Err(StatsError::TooFewValues {
-                given: 0,
-                needed: 1,
-                ..
-            })
-        ));
-        assert!(matches!(
-            mann_whitney_u(&[0.1, f64::NAN], &[0.1]),
-            Err(StatsError::NotFinite { index: 1, .. })
-        ));
+        assert!(matches!(mann_whitney_u(&[], &[0.1]), Err(StatsError::TooFewValues { given: 0, needed: 1, .. })));
+        assert!(matches!(mann_whitney_u(&[0.1, f64::NAN], &[0.1]), Err(StatsError::NotFinite { index: 1, .. })));
     }
 
     #[test]
@@ -355,13 +300,7 @@ mod tests {
 
     #[test]
     fn serde_names() {
-        assert_eq!(
-            serde_json::to_string(&RankMethod::Exact).expect("ser"),
-            "\"exact\""
-        );
-        assert_eq!(
-            serde_json::to_string(&RankMethod::Asymptotic).expect("ser"),
-            "\"asymptotic\""
-        );
+        assert_eq!(serde_json::to_string(&RankMethod::Exact).expect("ser"), "\"exact\"");
+        assert_eq!(serde_json::to_string(&RankMethod::Asymptotic).expect("ser"), "\"asymptotic\"");
     }
 }

@@ -13,26 +13,12 @@ pub(crate) struct Moments {
 }
 
 /// Rejects samples that are too short or hold a non-finite value.
-pub(crate) fn check(
-    values: &[f64],
-    sample: &'static str,
-    needed: usize,
-    what: &'static str,
-) -> Result<()> {
+pub(crate) fn check(values: &[f64], sample: &'static str, needed: usize, what: &'static str) -> Result<()> {
     if values.len() < needed {
-        return Err(StatsError::TooFewValues {
-            sample,
-            given: values.len(),
-            needed,
-            what,
-        });
+        return Err(StatsError::TooFewValues { sample, given: values.len(), needed, what });
     }
     if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(StatsError::NotFinite {
-            sample,
-            index,
-            value,
-        });
+        return Err(StatsError::NotFinite { sample, index, value });
     }
     Ok(())
 }
@@ -48,11 +34,7 @@ pub(crate) fn moments(values: &[f64], sample: &'static str) -> Result<Moments> {
     if let Some(&first) = values.first()
         && values.iter().all(|&v| v == first)
     {
-        return Ok(Moments {
-            n,
-            mean: first,
-            var: 0.0,
-        });
+        return Ok(Moments { n, mean: first, var: 0.0 });
     }
     let nf = n as f64;
     let mean = values.iter().sum::<f64>() / nf;

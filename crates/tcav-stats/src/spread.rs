@@ -68,10 +68,7 @@ pub fn baseline_spread(scores: &[f64]) -> Result<BaselineSpread> {
     let m = moments(scores, SAMPLE)?;
     let mut sorted = scores.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let extreme = scores
-        .iter()
-        .filter(|&&s| s <= EXTREME_LOW || s >= EXTREME_HIGH)
-        .count();
+    let extreme = scores.iter().filter(|&&s| s <= EXTREME_LOW || s >= EXTREME_HIGH).count();
     Ok(BaselineSpread {
         n: m.n,
         mean: m.mean,
@@ -93,11 +90,7 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     let t = position - below as f64;
     let (lo, hi) = (sorted[below], sorted[above]);
     // numpy's lerp: from the nearer end, so that t = 1 gives hi exactly.
-    if t >= 0.5 {
-        hi - (hi - lo) * (1.0 - t)
-    } else {
-        lo + (hi - lo) * t
-    }
+    if t >= 0.5 { hi - (hi - lo) * (1.0 - t) } else { lo + (hi - lo) * t }
 }
 
 #[cfg(test)]
@@ -116,16 +109,7 @@ mod tests {
     fn check_spread(scores: &[f64], expected: [f64; 8]) {
         let s = baseline_spread(scores).expect("valid scores");
         assert_eq!(s.n, scores.len());
-        let actual = [
-            s.mean,
-            s.std,
-            s.min,
-            s.q25,
-            s.median,
-            s.q75,
-            s.max,
-            s.extreme_fraction,
-        ];
+        let actual = [s.mean, s.std, s.min, s.q25, s.median, s.q75, s.max, s.extreme_fraction];
         for (a, e) in actual.into_iter().zip(expected) {
             close(a, e);
         }
@@ -139,16 +123,7 @@ mod tests {
         // A deep-layer baseline: 8 of 10 runs at the extremes.
         check_spread(
             &[0.0, 1.0, 0.98, 0.02, 1.0, 0.0, 0.5, 0.97, 0.03, 0.61],
-            [
-                0.511,
-                0.46109651918009525,
-                0.0,
-                0.0225,
-                0.5549999999999999,
-                0.9775,
-                1.0,
-                0.8,
-            ],
+            [0.511, 0.46109651918009525, 0.0, 0.0225, 0.5549999999999999, 0.9775, 1.0, 0.8],
         );
         check_spread(
             &[0.31, 0.28, 0.35, 0.30, 0.33, 0.27, 0.36],
@@ -163,10 +138,7 @@ mod tests {
                 0.0,
             ],
         );
-        check_spread(
-            &[0.25, 0.75],
-            [0.5, 0.3535533905932738, 0.25, 0.375, 0.5, 0.625, 0.75, 0.0],
-        );
+        check_spread(&[0.25, 0.75], [0.5, 0.3535533905932738, 0.25, 0.375, 0.5, 0.625, 0.75, 0.0]);
     }
 
     #[test]
@@ -178,34 +150,20 @@ mod tests {
     #[test]
     fn constant_scores_have_zero_spread() {
         let s = baseline_spread(&[1.0; 4]).expect("valid");
-        assert_eq!(
-            (s.std, s.min, s.q25, s.median, s.q75, s.max),
-            (0.0, 1.0, 1.0, 1.0, 1.0, 1.0)
-        );
+        assert_eq!((s.std, s.min, s.q25, s.median, s.q75, s.max), (0.0, 1.0, 1.0, 1.0, 1.0, 1.0));
         assert_eq!(s.extreme_fraction, 1.0);
     }
 
     #[test]
     fn bad_input_is_an_error() {
-        assert!(matches!(
-            baseline_spread(&[0.5]),
-            Err(StatsError::TooFewValues {
-                given: 1,
-                needed: 2,
-                ..
-            })
-        ));
-        assert!(matches!(
-            baseline_spread(&[0.5, f64::NAN]),
-            Err(StatsError::NotFinite { index: 1, .. })
-        ));
+        assert!(matches!(baseline_spread(&[0.5]), Err(StatsError::TooFewValues { given: 1, needed: 2, .. })));
+        assert!(matches!(baseline_spread(&[0.5, f64::NAN]), Err(StatsError::NotFinite { index: 1, .. })));
     }
 
     #[test]
     fn serde_round_trip() {
         let s = baseline_spread(&[0.0, 0.2, 0.9, 1.0]).expect("valid");
-        let back: BaselineSpread =
-            serde_json::from_str(&serde_json::to_string(&s).expect("ser")).expect("de");
+        let back: BaselineSpread = serde_json::from_str(&serde_json::to_string(&s).expect("ser")).expect("de");
         assert_eq!(back, s);
     }
 }

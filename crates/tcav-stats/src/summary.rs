@@ -40,14 +40,7 @@ pub fn summarize(values: &[f64]) -> Result<Summary> {
     let sem = std / (m.n as f64).sqrt();
     let quantile = t_quantile_975((m.n - 1) as f64)?;
     let half_width = quantile * sem;
-    Ok(Summary {
-        n: m.n,
-        mean: m.mean,
-        std,
-        sem,
-        ci95_low: m.mean - half_width,
-        ci95_high: m.mean + half_width,
-    })
+    Ok(Summary { n: m.n, mean: m.mean, std, sem, ci95_low: m.mean - half_width, ci95_high: m.mean + half_width })
 }
 
 /// The 0.975 quantile of Student's t with `df` degrees of freedom (statrs'
@@ -63,10 +56,7 @@ mod tests {
 
     fn close(actual: f64, expected: f64, rel: f64) {
         let tol = rel * expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            (actual - expected).abs() <= tol,
-            "actual {actual:e} vs expected {expected:e} (rel tol {rel:e})"
-        );
+        assert!((actual - expected).abs() <= tol, "actual {actual:e} vs expected {expected:e} (rel tol {rel:e})");
     }
 
     fn check_summary(values: &[f64], expected: [f64; 5]) {
@@ -87,47 +77,17 @@ mod tests {
     fn matches_scipy_t_interval() {
         check_summary(
             &[0.62, 0.71, 0.55, 0.68, 0.74, 0.59, 0.66, 0.70, 0.63, 0.69],
-            [
-                0.657,
-                0.05888784066153026,
-                0.018621970297951224,
-                0.6148741765050743,
-                0.6991258234949258,
-            ],
+            [0.657, 0.05888784066153026, 0.018621970297951224, 0.6148741765050743, 0.6991258234949258],
         );
         // n = 2: one degree of freedom, the widest interval (t quantile 12.7).
+        check_summary(&[0.25, 0.75], [0.5, 0.3535533905932738, 0.25, -2.6765511840436735, 3.6765511840436735]);
         check_summary(
-            &[0.25, 0.75],
-            [
-                0.5,
-                0.3535533905932738,
-                0.25,
-                -2.6765511840436735,
-                3.6765511840436735,
-            ],
-        );
-        check_summary(
-            &[
-                0.31, 0.28, 0.35, 0.30, 0.33, 0.27, 0.36, 0.29, 0.32, 0.34, 0.30, 0.31, 0.26, 0.37,
-                0.33,
-            ],
-            [
-                0.31466666666666665,
-                0.032484428504101694,
-                0.008387443373830092,
-                0.2966773897728115,
-                0.3326559435605218,
-            ],
+            &[0.31, 0.28, 0.35, 0.30, 0.33, 0.27, 0.36, 0.29, 0.32, 0.34, 0.30, 0.31, 0.26, 0.37, 0.33],
+            [0.31466666666666665, 0.032484428504101694, 0.008387443373830092, 0.2966773897728115, 0.3326559435605218],
         );
         check_summary(
             &[0.0, 1.0, 0.5, 0.25, 0.125],
-            [
-                0.375,
-                0.39528470752104744,
-                0.1767766952966369,
-                -0.1158107903693893,
-                0.8658107903693892,
-            ],
+            [0.375, 0.39528470752104744, 0.1767766952966369, -0.1158107903693893, 0.8658107903693892],
         );
     }
 
@@ -148,11 +108,7 @@ mod tests {
                 matches!(err, StatsError::TooFewValues { given, needed: 2, .. } if given == values.len()),
                 "{err:?}"
             );
-            assert!(
-                err.to_string()
-                    .contains(&format!("has {} value(s)", values.len())),
-                "{err}"
-            );
+            assert!(err.to_string().contains(&format!("has {} value(s)", values.len())), "{err}");
         }
     }
 
@@ -160,10 +116,7 @@ mod tests {
     fn non_finite_values_are_errors() {
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let err = summarize(&[0.5, bad, 0.2]).expect_err("non-finite must be rejected");
-            assert!(
-                matches!(err, StatsError::NotFinite { index: 1, .. }),
-                "{err:?}"
-            );
+            assert!(matches!(err, StatsError::NotFinite { index: 1, .. }), "{err:?}");
         }
     }
 

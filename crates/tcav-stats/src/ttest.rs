@@ -99,8 +99,7 @@ pub fn two_sample_ttest(a: &[f64], b: &[f64], kind: TTestKind) -> Result<TTest> 
             // of two constant samples.
             let df = if total > 0.0 {
                 let (share_a, share_b) = (va / total, vb / total);
-                1.0 / (share_a * share_a / (ma.n - 1) as f64
-                    + share_b * share_b / (mb.n - 1) as f64)
+                1.0 / (share_a * share_a / (ma.n - 1) as f64 + share_b * share_b / (mb.n - 1) as f64)
             } else {
                 1.0
             };
@@ -113,28 +112,13 @@ pub fn two_sample_ttest(a: &[f64], b: &[f64], kind: TTestKind) -> Result<TTest> 
         let p = 2.0 * students_t(df)?.sf(t.abs());
         (t, p.clamp(0.0, 1.0))
     } else if diff == 0.0 {
-        debug!(
-            n_a = ma.n,
-            n_b = mb.n,
-            "both samples constant and equal: t = 0, p = 1"
-        );
+        debug!(n_a = ma.n, n_b = mb.n, "both samples constant and equal: t = 0, p = 1");
         (0.0, 1.0)
     } else {
-        debug!(
-            n_a = ma.n,
-            n_b = mb.n,
-            "both samples constant and different: t = ±inf, p = 0"
-        );
+        debug!(n_a = ma.n, n_b = mb.n, "both samples constant and different: t = ±inf, p = 0");
         (f64::INFINITY.copysign(diff), 0.0)
     };
-    Ok(TTest {
-        kind,
-        t,
-        df,
-        p_value,
-        mean_a: ma.mean,
-        mean_b: mb.mean,
-    })
+    Ok(TTest { kind, t, df, p_value, mean_a: ma.mean, mean_b: mb.mean })
 }
 
 /// Cohen's d of `a` against `b`: `(mean_a - mean_b) / s_pooled`, where
@@ -175,10 +159,7 @@ mod tests {
 
     fn close(actual: f64, expected: f64, rel: f64) {
         let tol = rel * expected.abs().max(f64::MIN_POSITIVE);
-        assert!(
-            (actual - expected).abs() <= tol,
-            "actual {actual:e} vs expected {expected:e} (rel tol {rel:e})"
-        );
+        assert!((actual - expected).abs() <= tol, "actual {actual:e} vs expected {expected:e} (rel tol {rel:e})");
     }
 
     /// One reference case: inputs, and for Student then Welch the
@@ -211,9 +192,7 @@ mod tests {
         Case {
             name: "unequal sizes and variances, 7 vs 12",
             a: &[0.91, 0.35, 0.77, 0.12, 0.64, 0.88, 0.41],
-            b: &[
-                0.52, 0.49, 0.55, 0.50, 0.47, 0.53, 0.51, 0.48, 0.56, 0.46, 0.54, 0.50,
-            ],
+            b: &[0.52, 0.49, 0.55, 0.50, 0.47, 0.53, 0.51, 0.48, 0.56, 0.46, 0.54, 0.50],
             student: [0.8669318240341304, 17.0, 0.39805110033153296],
             welch: [0.6526308743272681, 6.079731944995751, 0.5378745389644921],
             means: [0.5828571428571429, 0.5091666666666667],
@@ -221,31 +200,17 @@ mod tests {
         },
         Case {
             name: "p about 1e-10, 12 vs 12",
-            a: &[
-                0.72, 0.68, 0.75, 0.70, 0.66, 0.74, 0.71, 0.69, 0.73, 0.67, 0.70, 0.72,
-            ],
-            b: &[
-                0.55, 0.49, 0.58, 0.47, 0.61, 0.50, 0.56, 0.46, 0.51, 0.59, 0.48, 0.57,
-            ],
+            a: &[0.72, 0.68, 0.75, 0.70, 0.66, 0.74, 0.71, 0.69, 0.73, 0.67, 0.70, 0.72],
+            b: &[0.55, 0.49, 0.58, 0.47, 0.61, 0.50, 0.56, 0.46, 0.51, 0.59, 0.48, 0.57],
             student: [10.343675308108645, 22.0, 6.504638746207821e-10],
-            welch: [
-                10.343675308108645,
-                16.883358646444645,
-                1.008216748888938e-08,
-            ],
+            welch: [10.343675308108645, 16.883358646444645, 1.008216748888938e-08],
             means: [0.7058333333333332, 0.5308333333333333],
             cohens_d: 4.222787761648626,
         },
         Case {
             name: "p about 1e-30, 15 vs 15 (needs sf, not 1 - cdf)",
-            a: &[
-                0.91, 0.93, 0.89, 0.95, 0.92, 0.90, 0.94, 0.88, 0.93, 0.91, 0.92, 0.90, 0.96, 0.89,
-                0.94,
-            ],
-            b: &[
-                0.31, 0.28, 0.35, 0.30, 0.33, 0.27, 0.36, 0.29, 0.32, 0.34, 0.30, 0.31, 0.26, 0.37,
-                0.33,
-            ],
+            a: &[0.91, 0.93, 0.89, 0.95, 0.92, 0.90, 0.94, 0.88, 0.93, 0.91, 0.92, 0.90, 0.96, 0.89, 0.94],
+            b: &[0.31, 0.28, 0.35, 0.30, 0.33, 0.27, 0.36, 0.29, 0.32, 0.34, 0.30, 0.31, 0.26, 0.37, 0.33],
             student: [58.14129158984906, 28.0, 9.564071619933113e-31],
             welch: [58.14129158984906, 25.594012487542955, 1.03024674640411e-28],
             means: [0.918, 0.31466666666666665],
@@ -274,10 +239,7 @@ mod tests {
     #[test]
     fn matches_scipy_ttest_ind() {
         for case in CASES {
-            for (kind, [t, df, p]) in [
-                (TTestKind::Student, case.student),
-                (TTestKind::Welch, case.welch),
-            ] {
+            for (kind, [t, df, p]) in [(TTestKind::Student, case.student), (TTestKind::Welch, case.welch)] {
                 let r = two_sample_ttest(case.a, case.b, kind).expect(case.name);
                 assert_eq!(r.kind, kind);
                 close(r.t, t, 1e-9);
@@ -296,11 +258,7 @@ mod tests {
             close(d, case.cohens_d, 1e-9);
             // Positive exactly when mean(a) > mean(b); swapping flips the sign.
             assert_eq!(d > 0.0, case.means[0] > case.means[1], "{}", case.name);
-            close(
-                cohens_d(case.b, case.a).expect(case.name),
-                -case.cohens_d,
-                1e-9,
-            );
+            close(cohens_d(case.b, case.a).expect(case.name), -case.cohens_d, 1e-9);
         }
     }
 
@@ -385,44 +343,30 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("has 0 value(s)"), "{err}");
-        assert!(matches!(
-            cohens_d(&[0.5], &[0.1, 0.2]),
-            Err(StatsError::TooFewValues { .. })
-        ));
+        assert!(matches!(cohens_d(&[0.5], &[0.1, 0.2]), Err(StatsError::TooFewValues { .. })));
     }
 
     #[test]
     fn nan_is_an_error_not_a_panic() {
-        let err = two_sample_ttest(&[0.5, 0.6], &[0.1, f64::NAN, 0.3], TTestKind::Student)
-            .expect_err("NaN in b");
+        let err = two_sample_ttest(&[0.5, 0.6], &[0.1, f64::NAN, 0.3], TTestKind::Student).expect_err("NaN in b");
         assert!(
             matches!(err, StatsError::NotFinite { index: 1, sample, .. } if sample.contains("sample b")),
             "{err:?}"
         );
-        assert!(matches!(
-            cohens_d(&[f64::NAN, 0.6], &[0.1, 0.3]),
-            Err(StatsError::NotFinite { index: 0, .. })
-        ));
+        assert!(matches!(cohens_d(&[f64::NAN, 0.6], &[0.1, 0.3]), Err(StatsError::NotFinite { index: 0, .. })));
     }
 
     #[test]
     fn serde_names_and_infinite_t_round_trip() {
-        assert_eq!(
-            serde_json::to_string(&TTestKind::Welch).expect("ser"),
-            "\"welch\""
-        );
-        assert_eq!(
-            serde_json::to_string(&TTestKind::Student).expect("ser"),
-            "\"student\""
-        );
+        assert_eq!(serde_json::to_string(&TTestKind::Welch).expect("ser"), "\"welch\"");
+        assert_eq!(serde_json::to_string(&TTestKind::Student).expect("ser"), "\"student\"");
         let r = two_sample_ttest(&[0.0; 3], &[1.0; 3], TTestKind::Welch).expect("valid");
         let json = serde_json::to_string(&r).expect("ser");
         assert!(json.contains("\"t\":\"-inf\""), "{json}");
         let back: TTest = serde_json::from_str(&json).expect("de");
         assert_eq!(back, r);
         let finite = two_sample_ttest(CASES[0].a, CASES[0].b, TTestKind::Student).expect("valid");
-        let back: TTest =
-            serde_json::from_str(&serde_json::to_string(&finite).expect("ser")).expect("de");
+        let back: TTest = serde_json::from_str(&serde_json::to_string(&finite).expect("ser")).expect("de");
         assert_eq!(back, finite);
     }
 }

@@ -42,9 +42,7 @@ impl Direction {
             return Err(StatsError::InvalidAlpha { alpha });
         }
         if !(0.0..=1.0).contains(&p_adjusted) {
-            return Err(StatsError::InvalidPValue {
-                p_value: p_adjusted,
-            });
+            return Err(StatsError::InvalidPValue { p_value: p_adjusted });
         }
         Ok(if p_adjusted > alpha {
             Direction::NotSignificant
@@ -119,18 +117,9 @@ mod tests {
         // The two-sided test flags the low scores too: that is exactly why
         // the direction must be reported.
         assert!(low.p_value < 1e-6, "{low:?}");
-        assert_eq!(
-            Direction::classify(&high, high.p_value, 0.05),
-            Ok(Direction::Above)
-        );
-        assert_eq!(
-            Direction::classify(&low, low.p_value, 0.05),
-            Ok(Direction::Below)
-        );
-        assert_eq!(
-            Direction::classify(&same, same.p_value, 0.05),
-            Ok(Direction::NotSignificant)
-        );
+        assert_eq!(Direction::classify(&high, high.p_value, 0.05), Ok(Direction::Above));
+        assert_eq!(Direction::classify(&low, low.p_value, 0.05), Ok(Direction::Below));
+        assert_eq!(Direction::classify(&same, same.p_value, 0.05), Ok(Direction::NotSignificant));
         assert!(Direction::Below.is_significant() && Direction::Above.is_significant());
         assert!(!Direction::NotSignificant.is_significant());
     }
@@ -140,10 +129,7 @@ mod tests {
         let marginal = test_against_baseline(&[0.52, 0.58, 0.55, 0.51, 0.57, 0.56]);
         // scipy 1.17.1: ttest_ind(concept, BASELINE, equal_var=False).pvalue
         let expected = 0.013994458095746388;
-        assert!(
-            (marginal.p_value - expected).abs() <= 1e-9 * expected,
-            "{marginal:?}"
-        );
+        assert!((marginal.p_value - expected).abs() <= 1e-9 * expected, "{marginal:?}");
         let adjusted = adjust(&[marginal.p_value, 0.3, 0.6, 0.9, 0.04], Correction::Holm);
         let raw = Verdict::new(&marginal, marginal.p_value, 0.05).expect("valid");
         let corrected = Verdict::new(&marginal, adjusted[0], 0.05).expect("valid");
@@ -151,10 +137,7 @@ mod tests {
         assert_eq!(corrected.direction, Direction::NotSignificant);
         assert_eq!(corrected.p_value, marginal.p_value);
         assert_eq!(corrected.p_adjusted, adjusted[0]);
-        assert_eq!(
-            (corrected.mean_concept, corrected.mean_baseline),
-            (marginal.mean_a, marginal.mean_b)
-        );
+        assert_eq!((corrected.mean_concept, corrected.mean_baseline), (marginal.mean_a, marginal.mean_b));
     }
 
     #[test]
@@ -166,10 +149,7 @@ mod tests {
     #[test]
     fn equal_means_are_never_significant() {
         let t = two_sample_ttest(&[0.5; 3], &[0.5; 4], TTestKind::Student).expect("valid");
-        assert_eq!(
-            Direction::classify(&t, 0.0, 0.05),
-            Ok(Direction::NotSignificant)
-        );
+        assert_eq!(Direction::classify(&t, 0.0, 0.05), Ok(Direction::NotSignificant));
     }
 
     #[test]
@@ -177,21 +157,12 @@ mod tests {
         let t = test_against_baseline(&[0.91, 0.88, 0.95]);
         for alpha in [0.0, 1.0, -0.1, 1.5, f64::NAN] {
             assert!(
-                matches!(
-                    Direction::classify(&t, 0.01, alpha),
-                    Err(StatsError::InvalidAlpha { .. })
-                ),
+                matches!(Direction::classify(&t, 0.01, alpha), Err(StatsError::InvalidAlpha { .. })),
                 "alpha {alpha}"
             );
         }
         for p in [-0.1, 1.1, f64::NAN] {
-            assert!(
-                matches!(
-                    Verdict::new(&t, p, 0.05),
-                    Err(StatsError::InvalidPValue { .. })
-                ),
-                "p {p}"
-            );
+            assert!(matches!(Verdict::new(&t, p, 0.05), Err(StatsError::InvalidPValue { .. })), "p {p}");
         }
     }
 
@@ -204,15 +175,10 @@ mod tests {
         ];
         for (direction, name) in names {
             assert_eq!(serde_json::to_string(&direction).expect("ser"), name);
-            assert_eq!(
-                serde_json::from_str::<Direction>(name).expect("de"),
-                direction
-            );
+            assert_eq!(serde_json::from_str::<Direction>(name).expect("de"), direction);
         }
-        let v =
-            Verdict::new(&test_against_baseline(&[0.1, 0.2, 0.15]), 0.001, 0.05).expect("valid");
-        let back: Verdict =
-            serde_json::from_str(&serde_json::to_string(&v).expect("ser")).expect("de");
+        let v = Verdict::new(&test_against_baseline(&[0.1, 0.2, 0.15]), 0.001, 0.05).expect("valid");
+        let back: Verdict = serde_json::from_str(&serde_json::to_string(&v).expect("ser")).expect("de");
         assert_eq!(back, v);
     }
 }

@@ -22,10 +22,10 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::nn::OptimizerConfig;
-use tch::{Device, Kind, Tensor, nn};
 use tcav_core::{SetName, Split, TrainLayout, seed};
 use tcav_model::{BottleneckModel, ModelError, ModelSpec, SimpleCnn};
+use tch::nn::OptimizerConfig;
+use tch::{Device, Kind, Tensor, nn};
 use tracing_indicatif::span_ext::IndicatifSpanExt;
 
 /// The version of what [`train`] produces. Artifact keys include it: bump it
@@ -217,7 +217,12 @@ pub fn train(
         let accuracy = accuracy(&model, &validation)?;
         report.train_loss.push(loss_sum / n_train as f64);
         report.validation_accuracy.push(accuracy);
-        tracing::info!(epoch = epoch + 1, loss = loss_sum / n_train as f64, validation_accuracy = accuracy, "epoch done");
+        tracing::info!(
+            epoch = epoch + 1,
+            loss = loss_sum / n_train as f64,
+            validation_accuracy = accuracy,
+            "epoch done"
+        );
         if accuracy > best_accuracy {
             best_accuracy = accuracy;
             report.best_epoch = epoch;
@@ -354,9 +359,10 @@ mod tests {
         let classes = write_layout(data.path());
         std::fs::remove_dir_all(data.path().join("validation").join("right")).unwrap();
         let out = tempfile::tempdir().unwrap();
-        let err = train(&TrainLayout::new(data.path()), &classes, 16, &TrainConfig::default(), 0, Device::Cpu, out.path())
-            .unwrap_err()
-            .to_string();
+        let err =
+            train(&TrainLayout::new(data.path()), &classes, 16, &TrainConfig::default(), 0, Device::Cpu, out.path())
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("validation") && err.contains("right") && err.contains("does not exist"), "{err}");
     }
 }

@@ -44,7 +44,9 @@ async fn openverse_pages_are_read_as_needed_and_a_short_source_ends_the_crawl_cl
         let asked = server.queries("/openverse/v1/images/");
         assert_eq!(asked.len(), 1);
         let expected: BTreeMap<String, String> =
-            [("q", "red apple"), ("page", "1"), ("page_size", "10"), ("license", "by,cc0,by-sa")].map(|(k, v)| (k.into(), v.into())).into();
+            [("q", "red apple"), ("page", "1"), ("page_size", "10"), ("license", "by,cc0,by-sa")]
+                .map(|(k, v)| (k.into(), v.into()))
+                .into();
         assert_eq!(asked[0], expected);
 
         // Forty: every page, then a clean stop with what there is. Of the 22
@@ -137,7 +139,8 @@ async fn commons_answers_are_continued_and_read_for_licence_and_creator_and_shar
         let summary = crawl(&random, &fast_options(), &root).await.unwrap();
         assert_eq!((summary.accepted, summary.rejected), (4, 3));
         let entries = read_manifest(&root.join("raw/random500_0"));
-        let reasons: BTreeMap<String, Option<Reason>> = entries.iter().map(|e| (e.image_url.rsplit('/').next().unwrap().to_owned(), e.reason)).collect();
+        let reasons: BTreeMap<String, Option<Reason>> =
+            entries.iter().map(|e| (e.image_url.rsplit('/').next().unwrap().to_owned(), e.reason)).collect();
         assert_eq!(reasons["commons-1.png"], Some(Reason::LicenceNotAllowed), "CC0 is not by-sa");
         assert_eq!(reasons["commons-4.png"], Some(Reason::LicenceNotAllowed), "unknown licence");
         let objects: Vec<_> = std::fs::read_dir(root.join("raw").join(OBJECTS_DIR)).unwrap().collect();
@@ -145,7 +148,10 @@ async fn commons_answers_are_continued_and_read_for_licence_and_creator_and_shar
         let shared = entry_for(&entries, &server.url("/img/commons-0.png")).file.clone().unwrap();
         for set in ["blue", "random500_0"] {
             let lines = read_manifest(&root.join("raw").join(set));
-            assert!(lines.iter().any(|e| e.file.as_ref() == Some(&shared) && e.set == set), "{set} records the shared image");
+            assert!(
+                lines.iter().any(|e| e.file.as_ref() == Some(&shared) && e.set == set),
+                "{set} records the shared image"
+            );
             assert_eq!(std::fs::read(root.join("raw").join(set).join(&shared)).unwrap(), png("commons-0"));
         }
         #[cfg(unix)]
@@ -193,7 +199,8 @@ async fn bing_pages_are_scraped_for_every_image_type_within_robots_rules() {
 
         let set_dir = root.join("raw/green");
         let entries = read_manifest(&set_dir);
-        let types: HashSet<ImageType> = entries.iter().filter(|e| e.status == Status::Accepted).filter_map(|e| e.image_type).collect();
+        let types: HashSet<ImageType> =
+            entries.iter().filter(|e| e.status == Status::Accepted).filter_map(|e| e.image_type).collect();
         assert_eq!(types, HashSet::from([ImageType::Png, ImageType::Jpeg, ImageType::Webp, ImageType::Gif]));
         let gif = entry_for(&entries, &server.url("/img/b3.gif?w=300&h=200"));
         assert_eq!(gif.status, Status::Accepted);
@@ -205,7 +212,11 @@ async fn bing_pages_are_scraped_for_every_image_type_within_robots_rules() {
         assert_eq!((private.reason, private.retryable), (Some(Reason::RobotsDisallowed), false));
         assert!(private.detail.as_deref().unwrap().contains("robots.txt"));
         assert_eq!(entry_for(&entries, &server.url("/html.jpg")).reason, Some(Reason::NotAnImage));
-        assert_eq!(entries.iter().filter(|e| e.image_url == server.url("/img/b0.png")).count(), 1, "a repeated result is tried once");
+        assert_eq!(
+            entries.iter().filter(|e| e.image_url == server.url("/img/b0.png")).count(),
+            1,
+            "a repeated result is tried once"
+        );
         assert_eq!(check_folder(&set_dir).len(), 8);
     })
     .await
@@ -221,7 +232,12 @@ async fn a_changed_layout_or_a_forbidding_robots_txt_stops_only_that_source() {
         let bing = |path: &str| SourceSpec::Bing(BingSpec { base_url: server.url(path), ..BingSpec::default() });
 
         // The source on its own: a page without result anchors is its own error.
-        let context = SourceContext { set: "yellow".into(), query: "yellow".into(), filters: Filters::default(), http: Http::new(&fast_options()).unwrap() };
+        let context = SourceContext {
+            set: "yellow".into(),
+            query: "yellow".into(),
+            filters: Filters::default(),
+            http: Http::new(&fast_options()).unwrap(),
+        };
         let mut changed = bing("/bing-changed/images/async").open(&context).await.unwrap();
         let err = changed.next_batch().await.unwrap_err();
         assert!(matches!(err, CrawlError::LayoutChanged { .. }), "{err:?}");
@@ -288,7 +304,11 @@ async fn dot_dot_in_a_url_cannot_write_outside_the_dataset() {
                     outside.push(path);
                 } else {
                     let name = path.file_name().unwrap().to_str().unwrap();
-                    assert!(!name.contains("escape") && !name.contains("dotdot"), "a URL named a file: {}", path.display());
+                    assert!(
+                        !name.contains("escape") && !name.contains("dotdot"),
+                        "a URL named a file: {}",
+                        path.display()
+                    );
                 }
             }
         }
@@ -406,14 +426,19 @@ sources = [{{ kind = "url_list", path = "lists/random.txt" }}]
             openverse = server.url("/openverse")
         );
         std::fs::create_dir(dir.path().join("lists")).unwrap();
-        std::fs::write(dir.path().join("lists/random.txt"), format!("{}\n{}\n", server.url("/img/r0.png"), server.url("/img/r1.png"))).unwrap();
+        std::fs::write(
+            dir.path().join("lists/random.txt"),
+            format!("{}\n{}\n", server.url("/img/r0.png"), server.url("/img/r1.png")),
+        )
+        .unwrap();
         let path = dir.path().join("crawl.toml");
         std::fs::write(&path, text).unwrap();
         let definition = crate::CrawlDefinition::load(&path).unwrap();
         let counts = Counts::default();
         let root = crate::definition::default_dataset_root(&path);
         let outcomes = definition.run(&root, &counts).await.unwrap();
-        let got: Vec<(&str, usize)> = outcomes.iter().map(|o| (o.set.as_str(), o.result.as_ref().unwrap().accepted)).collect();
+        let got: Vec<(&str, usize)> =
+            outcomes.iter().map(|o| (o.set.as_str(), o.result.as_ref().unwrap().accepted)).collect();
         assert_eq!(got, [("red", 3), ("random500_0", 2)]);
         assert_eq!(check_folder(&dir.path().join("raw/red")).len(), 3);
         assert_eq!(check_folder(&dir.path().join("raw/random500_0")).len(), 2);

@@ -93,10 +93,8 @@ async fn every_failure_is_recorded_with_its_reason_and_leaves_no_file() {
         let set_dir = root.join("raw/striped");
         let entries = read_manifest(&set_dir);
         assert_eq!(entries.len(), urls.len(), "one manifest line per candidate");
-        let by_path: BTreeMap<&str, &ManifestEntry> = paths
-            .iter()
-            .map(|p| (*p, entries.iter().find(|e| e.image_url == server.url(p)).unwrap()))
-            .collect();
+        let by_path: BTreeMap<&str, &ManifestEntry> =
+            paths.iter().map(|p| (*p, entries.iter().find(|e| e.image_url == server.url(p)).unwrap())).collect();
         let outcome = |p: &str| {
             let e = by_path[p];
             (e.status, e.reason, e.retryable)
@@ -138,7 +136,11 @@ async fn every_failure_is_recorded_with_its_reason_and_leaves_no_file() {
         assert_eq!(server.hits("/flaky.png"), 2);
         assert_eq!(server.hits("/ratelimited.png"), 2);
         let times = server.hit_times("/ratelimited.png");
-        assert!(times[1] - times[0] >= Duration::from_millis(950), "Retry-After: 1 was not honoured: {:?}", times[1] - times[0]);
+        assert!(
+            times[1] - times[0] >= Duration::from_millis(950),
+            "Retry-After: 1 was not honoured: {:?}",
+            times[1] - times[0]
+        );
         assert_eq!(server.hits("/busy.png"), 3);
         assert_eq!(server.hits("/missing.png"), 1);
         assert_eq!(server.hits("/html.jpg"), 1);
@@ -160,7 +162,15 @@ async fn every_failure_is_recorded_with_its_reason_and_leaves_no_file() {
 
         assert_eq!(
             summary,
-            CrawlSummary { requested: 50, accepted: 6, added: 6, rejected: 12, skipped: 0, exhausted: true, failed_sources: Vec::new() }
+            CrawlSummary {
+                requested: 50,
+                accepted: 6,
+                added: 6,
+                rejected: 12,
+                skipped: 0,
+                exhausted: true,
+                failed_sources: Vec::new()
+            }
         );
     })
     .await
@@ -172,7 +182,8 @@ async fn reruns_download_nothing_twice_and_top_the_set_up() {
     tokio::time::timeout(LIMIT, async {
         let server = Fixture::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let paths = ["/img/r1.png", "/missing.png", "/img/r2.png", "/busy.png", "/img/r3.png", "/img/r4.png", "/img/r5.png"];
+        let paths =
+            ["/img/r1.png", "/missing.png", "/img/r2.png", "/busy.png", "/img/r3.png", "/img/r4.png", "/img/r5.png"];
         let urls: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
         let list = write_list(dir.path(), "urls.txt", &urls);
         let root = dir.path().join("data");
@@ -190,7 +201,15 @@ async fn reruns_download_nothing_twice_and_top_the_set_up() {
         let third = crawl(&url_request("tops", &list, 10), &options, &root).await.unwrap();
         assert_eq!(
             third,
-            CrawlSummary { requested: 10, accepted: 5, added: 1, rejected: 1, skipped: 5, exhausted: true, failed_sources: Vec::new() }
+            CrawlSummary {
+                requested: 10,
+                accepted: 5,
+                added: 1,
+                rejected: 1,
+                skipped: 5,
+                exhausted: true,
+                failed_sources: Vec::new()
+            }
         );
 
         for p in ["/img/r1.png", "/img/r2.png", "/img/r3.png", "/img/r4.png", "/img/r5.png", "/missing.png"] {
@@ -246,7 +265,10 @@ async fn local_folders_are_imported_without_the_network_and_only_once() {
         assert_eq!((summary.accepted, summary.added, summary.rejected, summary.exhausted), (2, 2, 3, true));
         let set_dir = root.join("raw/zoo");
         let images = check_folder(&set_dir);
-        assert!(images.contains(&format!("{}.jpg", blake3::hash(&jpeg("b")).to_hex())), "stored under the sniffed type's extension");
+        assert!(
+            images.contains(&format!("{}.jpg", blake3::hash(&jpeg("b")).to_hex())),
+            "stored under the sniffed type's extension"
+        );
         let entries = read_manifest(&set_dir);
         assert!(entries.iter().all(|e| e.image_url.starts_with("file:///") && e.http_status.is_none()));
         let reasons: BTreeMap<String, Option<Reason>> =
@@ -286,11 +308,33 @@ async fn sources_are_used_in_order_and_running_out_is_reported() {
         request.sources.push(SourceSpec::UrlList(UrlListSpec { path: one }));
 
         let summary = crawl(&request, &fast_options(), &root).await.unwrap();
-        assert_eq!(summary, CrawlSummary { requested: 3, accepted: 1, added: 1, rejected: 0, skipped: 1, exhausted: true, failed_sources: Vec::new() });
+        assert_eq!(
+            summary,
+            CrawlSummary {
+                requested: 3,
+                accepted: 1,
+                added: 1,
+                rejected: 0,
+                skipped: 1,
+                exhausted: true,
+                failed_sources: Vec::new()
+            }
+        );
         assert_eq!(server.hits("/img/x.png"), 1, "a URL listed twice is fetched once");
 
         let nothing = crawl(&url_request("none", &empty, 3), &fast_options(), &root).await.unwrap();
-        assert_eq!(nothing, CrawlSummary { requested: 3, accepted: 0, added: 0, rejected: 0, skipped: 0, exhausted: true, failed_sources: Vec::new() });
+        assert_eq!(
+            nothing,
+            CrawlSummary {
+                requested: 3,
+                accepted: 0,
+                added: 0,
+                rejected: 0,
+                skipped: 0,
+                exhausted: true,
+                failed_sources: Vec::new()
+            }
+        );
         assert!(read_manifest(&root.join("raw/none")).is_empty());
     })
     .await
@@ -314,7 +358,12 @@ async fn a_bad_definition_fails_before_anything_is_written() {
 
 #[test]
 fn judging_applies_the_filters_to_the_sniffed_type_and_header() {
-    let filters = Filters { min_bytes: 10, max_bytes: 1000, allowed_types: vec![ImageType::Png, ImageType::Jpeg], ..Filters::default() };
+    let filters = Filters {
+        min_bytes: 10,
+        max_bytes: 1000,
+        allowed_types: vec![ImageType::Png, ImageType::Jpeg],
+        ..Filters::default()
+    };
     let judged = |bytes: &[u8], filters: &Filters| {
         let mut checked = Checked::failed(Rejection::new(Reason::Network, false, ""));
         let verdict = judge(bytes, filters, &mut checked).map_err(|r| r.reason);

@@ -41,7 +41,12 @@ pub struct BingSpec {
 
 impl Default for BingSpec {
     fn default() -> Self {
-        BingSpec { base_url: "https://www.bing.com/images/async".to_owned(), page_size: 35, max_pages: 20, params: BTreeMap::new() }
+        BingSpec {
+            base_url: "https://www.bing.com/images/async".to_owned(),
+            page_size: 35,
+            max_pages: 20,
+            params: BTreeMap::new(),
+        }
     }
 }
 
@@ -103,7 +108,15 @@ fn parse_page(html: &str) -> (usize, Vec<Hit>) {
 impl Bing {
     /// Prepares the search; nothing is sent yet.
     pub fn open(spec: &BingSpec, context: &SourceContext) -> Bing {
-        Bing { spec: spec.clone(), context: context.clone(), offset: 0, pages: 0, seen: HashSet::new(), rank: 0, done: false }
+        Bing {
+            spec: spec.clone(),
+            context: context.clone(),
+            offset: 0,
+            pages: 0,
+            seen: HashSet::new(),
+            rank: 0,
+            done: false,
+        }
     }
 
     fn page_url(&self) -> Result<Url, String> {
@@ -126,16 +139,21 @@ impl Bing {
         }
         let label = self.label();
         let url = self.page_url().map_err(|e| self.context.unreadable_answer(&label, &self.spec.base_url, e))?;
-        let download = self.context.http.get_obeying_robots(url.as_str(), PAGE_MAX_BYTES).await.map_err(|rejection| {
-            self.done = true;
-            self.context.source_failed(&label, url.as_str(), rejection)
-        })?;
+        let download =
+            self.context.http.get_obeying_robots(url.as_str(), PAGE_MAX_BYTES).await.map_err(|rejection| {
+                self.done = true;
+                self.context.source_failed(&label, url.as_str(), rejection)
+            })?;
         let (anchors, hits) = parse_page(&String::from_utf8_lossy(&download.bytes));
         self.pages += 1;
         if hits.is_empty() {
             self.done = true;
             if self.pages == 1 {
-                return Err(CrawlError::LayoutChanged { set: self.context.set.clone(), source_label: label, url: url.to_string() });
+                return Err(CrawlError::LayoutChanged {
+                    set: self.context.set.clone(),
+                    source_label: label,
+                    url: url.to_string(),
+                });
             }
             return Ok(None);
         }
@@ -220,7 +238,8 @@ mod tests {
         source.offset = 35;
         let url = source.page_url().unwrap();
         assert_eq!(url.query(), Some("q=Grookey+Thwackey&first=35&count=35&qft=%2Bfilterui%3Aphoto-photo"));
-        let reserved = BingSpec { params: BTreeMap::from([("count".to_owned(), "5".to_owned())]), ..BingSpec::default() };
+        let reserved =
+            BingSpec { params: BTreeMap::from([("count".to_owned(), "5".to_owned())]), ..BingSpec::default() };
         assert!(reserved.problem().is_some_and(|(field, _)| field == "params"));
     }
 }

@@ -58,7 +58,10 @@ impl Default for CommonsSpec {
 impl CommonsSpec {
     pub(super) fn problem(&self) -> Option<(&'static str, String)> {
         if !(1..=50).contains(&self.limit) {
-            return Some(("limit", format!("= {} is outside 1 to 50, the most the API gives with image metadata", self.limit)));
+            return Some((
+                "limit",
+                format!("= {} is outside 1 to 50, the most the API gives with image metadata", self.limit),
+            ));
         }
         if self.max_requests == 0 {
             return Some(("max_requests", "is 0: nothing would be asked for; use 1 or more (default 50)".to_owned()));
@@ -194,7 +197,11 @@ impl Commons {
 
     fn request_url(&self) -> Result<Url, String> {
         let mut url = Url::parse(&self.spec.base_url).map_err(|e| e.to_string())?;
-        let search = if self.spec.bitmaps_only { format!("filetype:bitmap {}", self.context.query) } else { self.context.query.clone() };
+        let search = if self.spec.bitmaps_only {
+            format!("filetype:bitmap {}", self.context.query)
+        } else {
+            self.context.query.clone()
+        };
         {
             let mut query = url.query_pairs_mut();
             for (key, value) in [
@@ -327,7 +334,8 @@ mod tests {
         context.query = "Sobble".into();
         let spec = CommonsSpec { base_url: "http://127.0.0.1:9/w/api.php".into(), limit: 3, ..CommonsSpec::default() };
         let mut source = Commons::open(&spec, &context);
-        let pairs = |url: Url| -> BTreeMap<String, String> { url.query_pairs().map(|(k, v)| (k.into(), v.into())).collect() };
+        let pairs =
+            |url: Url| -> BTreeMap<String, String> { url.query_pairs().map(|(k, v)| (k.into(), v.into())).collect() };
         let first = pairs(source.request_url().unwrap());
         assert_eq!(first["generator"], "search");
         assert_eq!(first["gsrnamespace"], "6");

@@ -57,7 +57,8 @@ impl LocalFolder {
             }
         }
         files.sort();
-        let remaining = files.into_iter().enumerate().map(|(i, path)| Candidate::new(ImageRef::File(path), i + 1)).collect();
+        let remaining =
+            files.into_iter().enumerate().map(|(i, path)| Candidate::new(ImageRef::File(path), i + 1)).collect();
         Ok(LocalFolder { label: format!("local_folder:{}", spec.path.display()), remaining })
     }
 }

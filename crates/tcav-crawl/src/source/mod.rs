@@ -60,9 +60,8 @@ impl ImageRef {
     pub fn manifest_url(&self) -> String {
         match self {
             ImageRef::Url(url) => url.clone(),
-            ImageRef::File(path) => {
-                reqwest::Url::from_file_path(path).map_or_else(|()| format!("file://{}", path.display()), |u| u.to_string())
-            }
+            ImageRef::File(path) => reqwest::Url::from_file_path(path)
+                .map_or_else(|()| format!("file://{}", path.display()), |u| u.to_string()),
         }
     }
 }
@@ -140,7 +139,8 @@ impl SourceContext {
     /// A search request's failure as the error that makes the crawl record
     /// it and move to the next source.
     pub fn source_failed(&self, label: &str, url: &str, rejection: Rejection) -> CrawlError {
-        let reason = if rejection.reason == Reason::RobotsDisallowed { Reason::RobotsDisallowed } else { Reason::SourceFailed };
+        let reason =
+            if rejection.reason == Reason::RobotsDisallowed { Reason::RobotsDisallowed } else { Reason::SourceFailed };
         CrawlError::SourceFailed {
             set: self.set.clone(),
             source_label: label.to_owned(),
@@ -266,7 +266,9 @@ mod tests {
         let SourceSpec::Bing(spec) = bing else { panic!("bing expected") };
         assert_eq!(spec.base_url, "https://www.bing.com/images/async");
         let moved: SourceSpec = toml::from_str("kind = \"openverse\"\nbase_url = \"http://127.0.0.1:9/ov\"").unwrap();
-        assert!(matches!(moved, SourceSpec::Openverse(OpenverseSpec { ref base_url, .. }) if base_url == "http://127.0.0.1:9/ov"));
+        assert!(
+            matches!(moved, SourceSpec::Openverse(OpenverseSpec { ref base_url, .. }) if base_url == "http://127.0.0.1:9/ov")
+        );
     }
 
     #[test]
@@ -281,7 +283,8 @@ mod tests {
 
     #[test]
     fn html_fragments_become_plain_text() {
-        let artist = r#"<a href="//commons.wikimedia.org/wiki/User:Ash" title="User:Ash">Ash  K.</a> &amp; <span>Misty</span>"#;
+        let artist =
+            r#"<a href="//commons.wikimedia.org/wiki/User:Ash" title="User:Ash">Ash  K.</a> &amp; <span>Misty</span>"#;
         assert_eq!(html_text(artist).as_deref(), Some("Ash K. & Misty"));
         assert_eq!(html_text("  <br/> ").as_deref(), None);
         assert_eq!(html_text("plain").as_deref(), Some("plain"));

@@ -51,7 +51,10 @@ impl Default for OpenverseSpec {
 impl OpenverseSpec {
     pub(super) fn problem(&self) -> Option<(&'static str, String)> {
         if !(1..=20).contains(&self.page_size) {
-            return Some(("page_size", format!("= {} is outside 1 to 20, the most Openverse gives anonymous clients", self.page_size)));
+            return Some((
+                "page_size",
+                format!("= {} is outside 1 to 20, the most Openverse gives anonymous clients", self.page_size),
+            ));
         }
         if self.max_pages == 0 {
             return Some(("max_pages", "is 0: nothing would be asked for; use 1 or more (default 50)".to_owned()));
@@ -117,7 +120,8 @@ impl Openverse {
     }
 
     fn page_url(&self, page: u32) -> Result<Url, String> {
-        let mut url = Url::parse(&format!("{}/v1/images/", self.spec.base_url.trim_end_matches('/'))).map_err(|e| e.to_string())?;
+        let mut url = Url::parse(&format!("{}/v1/images/", self.spec.base_url.trim_end_matches('/')))
+            .map_err(|e| e.to_string())?;
         {
             let mut query = url.query_pairs_mut();
             query.append_pair("q", &self.context.query);
@@ -139,7 +143,8 @@ impl Openverse {
         }
         self.page += 1;
         let label = self.label();
-        let url = self.page_url(self.page).map_err(|e| self.context.unreadable_answer(&label, &self.spec.base_url, e))?;
+        let url =
+            self.page_url(self.page).map_err(|e| self.context.unreadable_answer(&label, &self.spec.base_url, e))?;
         let download = self.context.http.get(url.as_str(), PAGE_MAX_BYTES).await;
         let download = download.map_err(|rejection| {
             self.done = true;
@@ -147,7 +152,11 @@ impl Openverse {
         })?;
         let page: Page = serde_json::from_slice(&download.bytes).map_err(|e| {
             self.done = true;
-            self.context.unreadable_answer(&label, url.as_str(), format!("the answer is not an Openverse result page: {e}"))
+            self.context.unreadable_answer(
+                &label,
+                url.as_str(),
+                format!("the answer is not an Openverse result page: {e}"),
+            )
         })?;
         let last_page = page.page_count.is_some_and(|count| u64::from(self.page) >= count);
         if page.results.is_empty() || last_page || self.page >= self.spec.max_pages {
@@ -166,7 +175,8 @@ impl Openverse {
                 candidate.page_url = hit.foreign_landing_url;
                 candidate.title = hit.title;
                 candidate.creator = hit.creator;
-                candidate.licence = hit.license.map(|code| openverse_licence_name(&code, hit.license_version.as_deref()));
+                candidate.licence =
+                    hit.license.map(|code| openverse_licence_name(&code, hit.license_version.as_deref()));
                 candidate.mime = hit.filetype.as_deref().map(filetype_mime);
                 candidate.width = hit.width;
                 candidate.height = hit.height;
