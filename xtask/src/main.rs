@@ -65,6 +65,19 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// `cargo run` of the `tcav` binary; its own arguments follow.
+const TCAV_BINARY: [&str; 7] = ["run", "--quiet", "--package", "tcav-experiment", "--bin", "tcav", "--"];
+
+/// `cargo <args>` in the workspace root, with libtorch installed first and
+/// its environment set.
+fn cargo_with_libtorch(root: &Path, cuda: bool, args: &[&str]) -> Result<Command, String> {
+    let env = libtorch::ensure(root, cuda)?;
+    let mut command = cargo();
+    command.current_dir(root).args(args);
+    env.apply(&mut command);
+    Ok(command)
+}
+
 fn run(mut command: Command, what: &str) -> Result<(), String> {
     let status = command.status().map_err(|e| format!("could not start {what}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("{what} failed ({status})")) }
@@ -100,75 +113,44 @@ fn dispatch(args: &Args) -> Result<(), String> {
             Ok(())
         }
         "experiment" => {
-            let env = libtorch::ensure(&root, args.cuda)?;
             let config = args.config.clone().unwrap_or_else(|| root.join("datasets/builtin/experiment.toml"));
-            let mut command = cargo();
-            command.current_dir(&root).args([
-                "run",
-                "--quiet",
-                "--package",
-                "tcav-experiment",
-                "--bin",
-                "tcav",
-                "--",
-                "run",
-            ]);
-            command.arg(&config);
+            let mut command = cargo_with_libtorch(&root, args.cuda, &TCAV_BINARY)?;
+            command.arg("run").arg(&config);
             if args.cpu {
                 command.arg("--cpu");
             }
-            env.apply(&mut command);
             run(command, "the experiment")?;
             eprintln!("cargo xtask experiment: done in {:.0} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         "test" => {
-            let env = libtorch::ensure(&root, args.cuda)?;
-            let mut command = cargo();
-            command.current_dir(&root).args(["test", "--workspace"]).args(&args.rest);
-            env.apply(&mut command);
+            let mut command = cargo_with_libtorch(&root, args.cuda, &["test", "--workspace"])?;
+            command.args(&args.rest);
             run(command, "the tests")?;
             eprintln!("cargo xtask test: done in {:.0} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         "validate" => {
-            let env = libtorch::ensure(&root, args.cuda)?;
             let mut configs: Vec<PathBuf> = std::fs::read_dir(root.join("datasets/ground-truth"))
                 .map_err(|e| format!("reading datasets/ground-truth: {e}"))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                 .collect();
             configs.sort();
-            let mut command = cargo();
-            command.current_dir(&root).args([
-                "run",
-                "--quiet",
-                "--package",
-                "tcav-experiment",
-                "--bin",
-                "tcav",
-                "--",
-                "validate",
-            ]);
-            command.args(configs.iter().map(|p| p.strip_prefix(&root).unwrap_or(p)));
-            env.apply(&mut command);
+            let mut command = cargo_with_libtorch(&root, args.cuda, &TCAV_BINARY)?;
+            command.arg("validate").args(configs.iter().map(|p| p.strip_prefix(&root).unwrap_or(p)));
             run(command, "the validation experiments")?;
             eprintln!("cargo xtask validate: done in {:.0} s", started.elapsed().as_secs_f64());
             Ok(())
         }
         "bench" => {
-            let env = libtorch::ensure(&root, args.cuda)?;
-            let mut command = cargo();
-            command.current_dir(&root).args(["bench", "--workspace", "--"]).args(&args.rest);
-            env.apply(&mut command);
+            let mut command = cargo_with_libtorch(&root, args.cuda, &["bench", "--workspace", "--"])?;
+            command.args(&args.rest);
             run(command, "the benchmarks")
         }
         "lint" => {
-            let env = libtorch::ensure(&root, args.cuda)?;
-            let mut command = cargo();
-            command.current_dir(&root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
-            env.apply(&mut command);
-            run(command, "clippy")
+            let lint = ["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"];
+            run(cargo_with_libtorch(&root, args.cuda, &lint)?, "clippy")
         }
         other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
     }
