@@ -216,7 +216,7 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
             match tcav_config.test.run_level() {
                 Some(_) => "run-level test on per-run TCAV scores".to_string(),
                 None => format!(
-                    "concept set as the unit: its mean {} over runs vs random sets acting as concepts",
+                    "concept set as the unit: the {} averaged over its runs, against random sets acting as concepts",
                     serde_plain(&tcav_config.statistic)
                 ),
             }

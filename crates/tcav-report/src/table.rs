@@ -49,7 +49,7 @@ pub fn render_table(report: &ExperimentReport) -> String {
     let _ = writeln!(out, "TCAV report: experiment `{}`, run `{}`", report.experiment, report.run_id);
     let _ = writeln!(
         out,
-        "seed {} | {} t-test of concept vs random-baseline TCAV scores | {} correction | α = {}",
+        "seed {} | {} t-test of concept vs random baseline (see design) | {} correction | α = {}",
         report.seed, report.test, report.correction, report.alpha
     );
     let _ = writeln!(out, "{}", method_line(report));
