@@ -275,9 +275,7 @@ pub fn reliance<M: tcav_model::BottleneckModel>(
         let mut correct = 0;
         for (chunk, labels) in paths.chunks(64).zip(pairs.chunks(64)) {
             let x = tcav_model::load_images(chunk, model.spec().image_size, model.device())?;
-            let predicted = tch::no_grad(|| model.logits(&x))?.argmax(1, false).to_device(tch::Device::Cpu);
-            let predicted =
-                Vec::<i64>::try_from(&predicted).map_err(tcav_model::ModelError::torch("reading predictions"))?;
+            let predicted = tcav_model::predict(model, &x)?;
             correct += predicted.iter().zip(labels).filter(|(p, (l, _, _))| **p == *l as i64).count();
         }
         Ok(correct as f64 / paths.len() as f64)

@@ -83,6 +83,14 @@ pub trait BottleneckModel {
     }
 }
 
+/// The predicted class index (argmax of the logits) of each input, in
+/// evaluation mode.
+pub fn predict(model: &impl BottleneckModel, input: &Tensor) -> Result<Vec<i64>> {
+    let logits = tch::no_grad(|| model.logits(input))?;
+    let predicted = logits.argmax(1, false).to_device(Device::Cpu);
+    Vec::<i64>::try_from(&predicted).map_err(ModelError::torch("reading predictions"))
+}
+
 /// The device to run on: the first CUDA device when one is usable, else CPU.
 pub fn default_device() -> Device {
     Device::cuda_if_available()

@@ -247,9 +247,7 @@ pub fn train(
 }
 
 fn predictions(model: &impl BottleneckModel, data: &SplitData) -> Result<Vec<i64>> {
-    let logits = tch::no_grad(|| model.logits(&data.inputs))?;
-    let predicted = logits.argmax(1, false).to_device(Device::Cpu);
-    Vec::<i64>::try_from(&predicted).map_err(|e| ModelError::torch("reading predictions")(e).into())
+    Ok(tcav_model::predict(model, &data.inputs)?)
 }
 
 fn accuracy(model: &impl BottleneckModel, data: &SplitData) -> Result<f64> {

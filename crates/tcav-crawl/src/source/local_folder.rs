@@ -15,8 +15,6 @@ use serde::{Deserialize, Serialize};
 use super::{Candidate, ImageRef, Source, SourceContext};
 use crate::error::CrawlError;
 
-const BATCH: usize = 64;
-
 /// A local folder in a crawl definition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,8 +71,7 @@ impl Source for LocalFolder {
     }
 
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Vec<Candidate>>, CrawlError>> {
-        let batch: Vec<Candidate> = self.remaining.drain(..self.remaining.len().min(BATCH)).collect();
-        Box::pin(async move { Ok((!batch.is_empty()).then_some(batch)) })
+        super::take_batch(&mut self.remaining)
     }
 }
 

@@ -239,6 +239,20 @@ pub(crate) fn html_text(fragment: &str) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// Candidates a source that knows its whole list up front (URL list, local
+/// folder) hands out per batch: small enough that a crawl that needs only a
+/// few images does not queue the whole list.
+pub(crate) const LIST_BATCH: usize = 64;
+
+/// The next batch of such a source's remaining candidates; `None` once
+/// they are all handed out.
+pub(crate) fn take_batch(
+    remaining: &mut std::collections::VecDeque<Candidate>,
+) -> BoxFuture<'static, Result<Option<Vec<Candidate>>, CrawlError>> {
+    let batch: Vec<Candidate> = remaining.drain(..remaining.len().min(LIST_BATCH)).collect();
+    Box::pin(async move { Ok((!batch.is_empty()).then_some(batch)) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,10 +14,6 @@ use serde::{Deserialize, Serialize};
 use super::{Candidate, ImageRef, Source, SourceContext};
 use crate::error::CrawlError;
 
-/// How many URLs one batch holds; small enough that a crawl that needs only
-/// a few images does not queue the whole list.
-const BATCH: usize = 64;
-
 /// A URL list in a crawl definition.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,14 +57,14 @@ impl Source for UrlList {
     }
 
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Option<Vec<Candidate>>, CrawlError>> {
-        let batch: Vec<Candidate> = self.remaining.drain(..self.remaining.len().min(BATCH)).collect();
-        Box::pin(async move { Ok((!batch.is_empty()).then_some(batch)) })
+        super::take_batch(&mut self.remaining)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::LIST_BATCH;
 
     #[test]
     fn comments_and_blank_lines_are_skipped_and_ranks_count_urls() {
@@ -88,14 +84,14 @@ mod tests {
     async fn batches_drain_the_list_then_report_exhaustion() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("urls.txt");
-        let text: String = (0..BATCH + 5).map(|i| format!("https://h/{i}.png\n")).collect();
+        let text: String = (0..LIST_BATCH + 5).map(|i| format!("https://h/{i}.png\n")).collect();
         std::fs::write(&path, text).unwrap();
         let context = crate::fetch::tests::context("s");
         let mut list = UrlList::open(&UrlListSpec { path: path.clone() }, &context).await.unwrap();
-        assert_eq!(list.next_batch().await.unwrap().unwrap().len(), BATCH);
+        assert_eq!(list.next_batch().await.unwrap().unwrap().len(), LIST_BATCH);
         let last = list.next_batch().await.unwrap().unwrap();
         assert_eq!(last.len(), 5);
-        assert_eq!(last[4].rank, BATCH + 5);
+        assert_eq!(last[4].rank, LIST_BATCH + 5);
         assert!(list.next_batch().await.unwrap().is_none());
         assert!(list.next_batch().await.unwrap().is_none());
 
