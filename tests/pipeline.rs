@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod orchestration;
+
 use std::path::{Path, PathBuf};
 
 use tcav_activations::{ActivationCache, ImageRef};
@@ -47,7 +49,7 @@ fn default_experiment_recovers_the_known_answer() {
         assert_ne!(row.verdict, Verdict::Above, "{row:?}");
     }
 
-    for file in ["report.json", "report.csv", "report.txt", "cavs.json", "run.json", "config.toml"] {
+    for file in ["report.json", "report.csv", "report.txt", "cavs.json", "manifest.json", "config.toml"] {
         assert!(outcome.dir.join(file).is_file(), "{file} missing");
     }
     assert_eq!(outcome.charts.len(), 3);
@@ -65,19 +67,8 @@ fn default_experiment_recovers_the_known_answer() {
     // Warm store: nothing is recomputed and every number is identical.
     let again = run_experiment(&config, &paths, Device::Cpu).unwrap();
     assert_eq!(again.report.results, report.results);
-    let run: serde_json_value::Value = read_run_json(&again.dir);
-    assert_eq!(run.backward_passes, 0, "a warm rerun must not recompute gradients");
-}
-
-mod serde_json_value {
-    #[derive(serde::Deserialize)]
-    pub struct Value {
-        pub backward_passes: usize,
-    }
-}
-
-fn read_run_json(dir: &Path) -> serde_json_value::Value {
-    tcav_core::store::read_json(&dir.join("run.json")).unwrap()
+    assert_eq!(again.manifest.backward_passes, 0, "a warm rerun must not recompute gradients");
+    assert!(again.manifest.work.values().all(|w| w.built == 0), "{:?}", again.manifest.work);
 }
 
 /// A model whose head is linear on the bottleneck: h = W a. Then

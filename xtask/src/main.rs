@@ -14,8 +14,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  experiment [--config FILE] [--cuda] [--cpu]   run an experiment (default: datasets/builtin/experiment.toml)
-                                                and print where its report is
+  experiment [--config FILE] [--dry-run] [--force STAGE] [--cuda] [--cpu]
+                                                run an experiment (default: datasets/builtin/experiment.toml)
+                                                and print where its report is; FILE may be a run's manifest.json
   test [--cuda] [-- CARGO TEST ARGS]            run every test of the workspace
   validate [--cuda]                             rerun the ground-truth experiments (datasets/ground-truth/)
                                                 and rewrite docs/VALIDATION.md
@@ -24,6 +25,9 @@ commands:
   setup [--cuda]                                install libtorch only, and print the environment it needs
 
 options:
+  --dry-run  print what would run, what is stored, and why; run nothing
+  --force STAGE  rerun STAGE and every stage after it (data, preprocess, train, reliance,
+                 activations, cavs, tcav)
   --cuda   install the CUDA build of libtorch (automatic when an NVIDIA driver is present)
   --cpu    run the experiment on the CPU even when CUDA is available
 ";
@@ -33,6 +37,8 @@ options:
 struct Args {
     command: String,
     config: Option<PathBuf>,
+    dry_run: bool,
+    force: Option<String>,
     cuda: bool,
     cpu: bool,
     rest: Vec<String>,
@@ -41,12 +47,15 @@ struct Args {
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut iter = args.iter();
     let command = iter.next().ok_or("no command given")?.clone();
-    let mut parsed = Args { command, config: None, cuda: false, cpu: false, rest: Vec::new() };
+    let mut parsed =
+        Args { command, config: None, dry_run: false, force: None, cuda: false, cpu: false, rest: Vec::new() };
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--cuda" => parsed.cuda = true,
             "--cpu" => parsed.cpu = true,
             "--config" => parsed.config = Some(PathBuf::from(iter.next().ok_or("--config needs a file")?)),
+            "--dry-run" => parsed.dry_run = true,
+            "--force" => parsed.force = Some(iter.next().ok_or("--force needs a stage")?.clone()),
             "--" => {
                 parsed.rest.extend(iter.by_ref().cloned());
             }
@@ -119,6 +128,12 @@ fn dispatch(args: &Args) -> Result<(), String> {
             if args.cpu {
                 command.arg("--cpu");
             }
+            if args.dry_run {
+                command.arg("--dry-run");
+            }
+            if let Some(stage) = &args.force {
+                command.arg("--force").arg(stage);
+            }
             run(command, "the experiment")?;
             eprintln!("cargo xtask experiment: done in {:.0} s", started.elapsed().as_secs_f64());
             Ok(())
@@ -170,6 +185,10 @@ mod tests {
         assert_eq!(args.command, "experiment");
         assert_eq!(args.config, Some(PathBuf::from("x.toml")));
         assert!(args.cuda && !args.cpu);
+        let args = parse(&strings(&["experiment", "--dry-run", "--force", "cavs"])).unwrap();
+        assert!(args.dry_run);
+        assert_eq!(args.force.as_deref(), Some("cavs"));
+        assert!(parse(&strings(&["experiment", "--force"])).is_err());
         let args = parse(&strings(&["test", "--", "-p", "tcav-stats"])).unwrap();
         assert_eq!(args.rest, ["-p", "tcav-stats"]);
         assert!(parse(&strings(&["experiment", "--bogus"])).is_err());

@@ -85,6 +85,8 @@ pub struct ActivationCache<'a, M: BottleneckModel> {
     batch_size: usize,
     forward_passes: AtomicUsize,
     backward_passes: AtomicUsize,
+    /// Rows recomputed by this cache, so a forced store recomputes each once.
+    recomputed: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
@@ -98,6 +100,7 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
             batch_size: batch_size.max(1),
             forward_passes: AtomicUsize::new(0),
             backward_passes: AtomicUsize::new(0),
+            recomputed: std::sync::Mutex::default(),
         }
     }
 
@@ -174,9 +177,24 @@ impl<'a, M: BottleneckModel> ActivationCache<'a, M> {
         layer: &str,
         mut compute: impl FnMut(&Tensor) -> Result<Tensor>,
     ) -> Result<usize> {
+        let kind = if name == ACTIVATIONS { "activations" } else { "gradients" };
+        let forced = self.store.is_forced(kind);
         let mut seen = std::collections::HashSet::new();
-        let missing: Vec<usize> =
-            (0..images.len()).filter(|&i| !paths[i].is_file() && seen.insert(paths[i].clone())).collect();
+        let mut recomputed = self.recomputed.lock().map_err(|_| ModelError::InvalidSpec("a poisoned lock".into()))?;
+        // A damaged or truncated file fails its checksum and is recomputed;
+        // under `--force` every row is recomputed once in this process.
+        let missing: Vec<usize> = (0..images.len())
+            .filter(|&i| {
+                let stale = !tcav_core::matrix::is_intact(&paths[i]) || (forced && !recomputed.contains(&paths[i]));
+                stale && seen.insert(paths[i].clone())
+            })
+            .collect();
+        self.store.count(kind, |w| {
+            w.built += missing.len();
+            w.reused += images.len() - missing.len();
+        });
+        recomputed.extend(missing.iter().map(|&i| paths[i].clone()));
+        drop(recomputed);
         let size = self.model.spec().image_size;
         let device = self.model.device();
         for batch in missing.chunks(self.batch_size) {

@@ -212,7 +212,16 @@ impl ExperimentConfig {
                 }
             }
         }
-        config.validate().map_err(|message| ExperimentError::ConfigInvalid { path: path.into(), message })?;
+        config.validate().map_err(|message| {
+            // serde reports its own errors with line and column; for ours,
+            // find the line of the field the message names.
+            let line = named_field(&message).and_then(|field| line_of(&text, field));
+            let message = match line {
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
+            };
+            ExperimentError::ConfigInvalid { path: path.into(), message }
+        })?;
         Ok(config)
     }
 
@@ -272,6 +281,29 @@ impl ExperimentConfig {
     }
 }
 
+/// The first dotted field path in backticks in a message (`` `tcav.alpha` ``).
+fn named_field(message: &str) -> Option<&str> {
+    message.split('`').skip(1).step_by(2).find(|part| {
+        !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    })
+}
+
+/// The 1-based line where the dotted `field` is set in the TOML `text`.
+fn line_of(text: &str, field: &str) -> Option<usize> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut segments = field.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        let (key, value) = table.iter().find(|(key, _)| key.get_ref() == segment)?;
+        match (segments.peek(), value.get_ref()) {
+            (None, _) => return Some(text[..key.span().start].matches('\n').count() + 1),
+            (Some(_), toml::de::DeValue::Table(inner)) => table = inner,
+            (Some(_), _) => return Some(text[..key.span().start].matches('\n').count() + 1),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +313,17 @@ mod tests {
         let path = dir.path().join("exp.toml");
         std::fs::write(&path, text).unwrap();
         (dir, path)
+    }
+
+    #[test]
+    fn the_documented_defaults_are_the_defaults() {
+        let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/CONFIG.md")).unwrap();
+        let section = &doc[doc.find("## Annotated example").unwrap()..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let example = &section[start..start + section[start..].find("```").unwrap()];
+        let documented: ExperimentConfig = toml::from_str(example).unwrap();
+        let minimal: ExperimentConfig = toml::from_str("name = \"example\"\n[data]\nsource = \"builtin\"\n").unwrap();
+        assert_eq!(serde_json::to_value(&documented).unwrap(), serde_json::to_value(&minimal).unwrap());
     }
 
     #[test]
@@ -297,9 +340,12 @@ mod tests {
         let err = ExperimentConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("exp.toml") && err.contains("layerz"), "{err}");
 
-        let (_d, path) = write("name = \"x\"\n[data]\nsource = \"builtin\"\n[tcav]\nalpha = 2.0\n");
+        assert!(err.contains("line 5"), "{err}");
+
+        let (_d, path) =
+            write("name = \"x\"\n[data]\nsource = \"builtin\"\n[tcav]\nlayers = [\"conv3\"]\nalpha = 2.0\n");
         let err = ExperimentConfig::load(&path).unwrap_err().to_string();
-        assert!(err.contains("tcav.alpha"), "{err}");
+        assert!(err.contains("tcav.alpha") && err.contains("line 6"), "{err}");
 
         let err = ExperimentConfig::load(Path::new("/nonexistent/exp.toml")).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/exp.toml"), "{err}");

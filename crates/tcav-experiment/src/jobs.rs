@@ -13,6 +13,7 @@ use tcav_train::TrainedModel;
 
 use crate::config::{DataConfig, ExperimentConfig};
 use crate::error::{ExperimentError, Result};
+use crate::manifest::{JobLog, JobRecord};
 
 /// Raw image folders, one per class, concept and random set.
 #[derive(Clone, Debug)]
@@ -30,25 +31,54 @@ pub struct RawData {
     pub known_answer: Vec<(String, String)>,
 }
 
-/// Generates the built-in data, or fingerprints the user's folders.
-pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawData> {
+/// Generates the built-in data, or fingerprints the user's folders (after
+/// running the crawl definition, when the config names one).
+pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore, log: &JobLog) -> Result<RawData> {
+    let started = std::time::Instant::now();
     match &config.data {
         DataConfig::Builtin { generator } => {
-            let key = KeyBuilder::new("datagen")
-                .param("version", &tcav_datagen::OUTPUT_VERSION)
-                .param("generator", generator)
-                .finish();
-            let (dir, built) = store.get_or_build::<ExperimentError>("datagen", &key, |tmp| {
+            let (raw, key) = data_plan(config, store)?;
+            let (dir, _, built) = log.job(store, "datagen", &key, |tmp| {
                 tcav_datagen::generate(generator, tmp)?;
                 Ok(())
             })?;
             tracing::info!(cached = !built, dir = %dir.display(), "built-in images");
+            Ok(raw)
+        }
+        DataConfig::Folders { crawl, .. } => {
+            if let Some(definition) = crawl {
+                run_crawl(definition)?;
+            }
+            let (raw, key) = data_plan(config, store)?;
+            // The user's folders are not copied into the store; the job
+            // that fingerprints them is still recorded with its key.
+            log.push(JobRecord {
+                stage: "data".into(),
+                key: raw.key.clone(),
+                inputs: key.parts(),
+                built: false,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            Ok(raw)
+        }
+    }
+}
+
+/// The data an experiment will use, without generating or crawling
+/// anything: set names, their folders, and the data's key (for folders,
+/// a hash of every image's content as the folders are now).
+pub fn data_plan(config: &ExperimentConfig, store: &ArtifactStore) -> Result<(RawData, KeyBuilder)> {
+    match &config.data {
+        DataConfig::Builtin { generator } => {
+            let mut key = KeyBuilder::new("datagen");
+            key.param("version", &tcav_datagen::OUTPUT_VERSION).param("generator", generator);
+            let dir = store.path("datagen", &key.finish());
             let named = |group: &str, names: Vec<String>| -> Result<Vec<(SetName, PathBuf)>> {
                 names.into_iter().map(|n| Ok((SetName::new(n.clone())?, dir.join(group).join(n)))).collect()
             };
             let families = tcav_datagen::families();
-            Ok(RawData {
-                key,
+            let raw = RawData {
+                key: key.finish(),
                 classes: named("classes", families.iter().map(|f| f.name.to_string()).collect())?,
                 concepts: named("concepts", tcav_datagen::concept_names(generator))?,
                 random_sets: named(
@@ -64,12 +94,10 @@ pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawD
                 } else {
                     Vec::new()
                 },
-            })
+            };
+            Ok((raw, key))
         }
-        DataConfig::Folders { crawl, classes, concepts, random_sets } => {
-            if let Some(definition) = crawl {
-                run_crawl(definition)?;
-            }
+        DataConfig::Folders { classes, concepts, random_sets, .. } => {
             let mut key = KeyBuilder::new("folders");
             let mut named =
                 |role: &str, sets: &std::collections::BTreeMap<String, PathBuf>| -> Result<Vec<(SetName, PathBuf)>> {
@@ -88,7 +116,7 @@ pub fn raw_data(config: &ExperimentConfig, store: &ArtifactStore) -> Result<RawD
             let classes = named("class", classes)?;
             let concepts = named("concept", concepts)?;
             let random_sets = named("random set", random_sets)?;
-            Ok(RawData { key: key.finish(), classes, concepts, random_sets, known_answer: Vec::new() })
+            Ok((RawData { key: key.finish(), classes, concepts, random_sets, known_answer: Vec::new() }, key))
         }
     }
 }
@@ -129,21 +157,9 @@ pub struct Prepared {
 /// Runs preprocessing, or reuses its stored output. Class, concept and
 /// random sets are prepared together, so duplicates across them are found
 /// and kept in one set only.
-pub fn prepare(raw: &RawData, config: &ExperimentConfig, store: &ArtifactStore) -> Result<Prepared> {
-    let mut key = KeyBuilder::new("preprocess");
-    key.param("version", &tcav_preprocess::OUTPUT_VERSION)
-        .input("data", &raw.key)
-        .param("config", &config.preprocess)
-        .param("classes", &raw.classes)
-        .param("sets", &(&raw.concepts, &raw.random_sets));
-    if let Some(list) = &config.preprocess.exclusions {
-        key.content("exclusions", &hash_file(list)?);
-    }
-    if let Some(lock) = config.preprocess.lockfile.as_ref().filter(|f| f.exists()) {
-        key.content("lockfile", &hash_file(lock)?);
-    }
-    let key = key.finish();
-    let (dir, built) = store.get_or_build::<ExperimentError>("preprocess", &key, |tmp| {
+pub fn prepare(raw: &RawData, config: &ExperimentConfig, store: &ArtifactStore, log: &JobLog) -> Result<Prepared> {
+    let key = preprocess_key(raw, config)?;
+    let (dir, key, built) = log.job(store, "preprocess", &key, |tmp| {
         let inputs = tcav_preprocess::DatasetInputs {
             classes: raw.classes.clone(),
             concepts: raw.concepts.clone(),
@@ -157,6 +173,24 @@ pub fn prepare(raw: &RawData, config: &ExperimentConfig, store: &ArtifactStore) 
     Ok(Prepared { key, train: tcav_preprocess::train_layout(&dir), sets: tcav_preprocess::tcav_layout(&dir), dir })
 }
 
+/// The preprocessing job's key: the data, the settings, the sets, and the
+/// exclusion list and split lockfile when there are any.
+pub fn preprocess_key(raw: &RawData, config: &ExperimentConfig) -> Result<KeyBuilder> {
+    let mut key = KeyBuilder::new("preprocess");
+    key.param("version", &tcav_preprocess::OUTPUT_VERSION)
+        .input("data", &raw.key)
+        .param("config", &config.preprocess)
+        .param("classes", &raw.classes)
+        .param("sets", &(&raw.concepts, &raw.random_sets));
+    if let Some(list) = &config.preprocess.exclusions {
+        key.content("exclusions", &hash_file(list)?);
+    }
+    if let Some(lock) = config.preprocess.lockfile.as_ref().filter(|f| f.exists()) {
+        key.content("lockfile", &hash_file(lock)?);
+    }
+    Ok(key)
+}
+
 /// Trains the classifier, or reuses a stored one. Returns the model and the
 /// key that identifies it: a hash of its spec and weights.
 pub fn train(
@@ -165,13 +199,48 @@ pub fn train(
     config: &ExperimentConfig,
     store: &ArtifactStore,
     device: tch::Device,
+    log: &JobLog,
 ) -> Result<(TrainedModel, ArtifactKey)> {
+    let key = train_key(&prepared.key, classes, config, store, device)?;
+    let (dir, _, built) = log.job(store, "train", &key, |tmp| {
+        tcav_train::train(&prepared.train, classes, config.preprocess.size, &config.train, config.seed, device, tmp)?;
+        Ok(())
+    })?;
+    let trained = TrainedModel::open(&dir)?;
+    tracing::info!(cached = !built, test_accuracy = trained.report.test_accuracy, "classifier ready");
+    let model_key = model_key(&trained)?;
+    Ok((trained, model_key))
+}
+
+/// Later caches key on what the model *is* (its spec and weights), not on
+/// how it was made, so a model brought from elsewhere caches the same way.
+pub fn model_key(trained: &TrainedModel) -> Result<ArtifactKey> {
+    Ok(KeyBuilder::new("model")
+        .param("spec", &trained.spec)
+        .content("weights", &hash_file(&trained.dir.join(tcav_train::WEIGHTS_FILE))?)
+        .finish())
+}
+
+/// The training job's key (needs the preprocessing artifact in the store).
+pub fn train_key(
+    preprocess_key: &ArtifactKey,
+    classes: &[SetName],
+    config: &ExperimentConfig,
+    store: &ArtifactStore,
+    device: tch::Device,
+) -> Result<KeyBuilder> {
     // The device is an input: CUDA kernels round differently from CPU ones,
     // so a model trained on either is a different artifact.
     let device_kind = if device.is_cuda() { "cuda" } else { "cpu" };
-    let key = KeyBuilder::new("train")
-        .param("version", &tcav_train::OUTPUT_VERSION)
-        .input("data", &prepared.key)
+    let mut key = KeyBuilder::new("train");
+    key.param("version", &tcav_train::OUTPUT_VERSION)
+        // The training images themselves, not the preprocessing job's key:
+        // adding a concept reruns preprocessing (duplicates are looked for
+        // across all sets) but leaves these files, so the classifier is reused.
+        .content(
+            "training_images",
+            &store.files_digest("preprocess", preprocess_key, &format!("{}/", tcav_preprocess::TRAIN_DIR))?,
+        )
         .param("classes", classes)
         .param(
             "architecture",
@@ -180,21 +249,8 @@ pub fn train(
         .param("image_size", &config.preprocess.size)
         .param("config", &config.train)
         .param("seed", &config.seed)
-        .param("device", device_kind)
-        .finish();
-    let (dir, built) = store.get_or_build::<ExperimentError>("train", &key, |tmp| {
-        tcav_train::train(&prepared.train, classes, config.preprocess.size, &config.train, config.seed, device, tmp)?;
-        Ok(())
-    })?;
-    let trained = TrainedModel::open(&dir)?;
-    tracing::info!(cached = !built, test_accuracy = trained.report.test_accuracy, "classifier ready");
-    // Later caches key on what the model *is* (its spec and weights), not on
-    // how it was made, so a model brought from elsewhere caches the same way.
-    let model_key = KeyBuilder::new("model")
-        .param("spec", &trained.spec)
-        .content("weights", &hash_file(&dir.join(tcav_train::WEIGHTS_FILE))?)
-        .finish();
-    Ok((trained, model_key))
+        .param("device", device_kind);
+    Ok(key)
 }
 
 /// How much the trained model relies on one cue, measured on the model
@@ -219,22 +275,18 @@ pub struct Reliance {
 pub fn reliance<M: tcav_model::BottleneckModel>(
     config: &ExperimentConfig,
     prepared: &Prepared,
-    model: &M,
+    (model, model_key): (&M, &ArtifactKey),
     cue: tcav_datagen::Cue,
     store: &ArtifactStore,
+    log: &JobLog,
 ) -> Result<Reliance> {
     let DataConfig::Builtin { generator } = &config.data else {
         return Err(ExperimentError::Mismatch(
             "`measure_reliance` needs the built-in data (it regenerates the test images without the cue); remove it for folder data".into(),
         ));
     };
-    let key = KeyBuilder::new("counterfactual")
-        .param("version", &tcav_datagen::OUTPUT_VERSION)
-        .param("generator", generator)
-        .param("cue", &cue)
-        .param("preprocess", &config.preprocess)
-        .finish();
-    let (dir, _) = store.get_or_build::<ExperimentError>("counterfactual", &key, |tmp| {
+    let key = counterfactual_key(generator, cue, config);
+    let (dir, counterfactual_key, _) = log.job(store, "counterfactual", &key, |tmp| {
         let generated = tcav_datagen::generate_counterfactuals(generator, cue, &tmp.join("raw"))?;
         let manifest = tcav_preprocess::prepare_sets(
             &generated.classes,
@@ -245,6 +297,49 @@ pub fn reliance<M: tcav_model::BottleneckModel>(
         Ok(())
     })?;
 
+    let key = reliance_key(model_key, &counterfactual_key, &prepared.key);
+    let (dir, _, _) = log.job(store, "reliance", &key, |tmp| {
+        let measured = measure_reliance(prepared, &dir, model, cue)?;
+        tcav_core::store::write_json(&tmp.join(RELIANCE_FILE), &measured)?;
+        Ok(())
+    })?;
+    let measured: Reliance = tcav_core::store::read_json(&dir.join(RELIANCE_FILE))?;
+    tracing::info!(cue = %cue, measured.accuracy, measured.accuracy_without_cue, "reliance measured");
+    Ok(measured)
+}
+
+const RELIANCE_FILE: &str = "reliance.json";
+
+/// The key of the test images regenerated without `cue`.
+pub fn counterfactual_key(
+    generator: &tcav_datagen::DatagenConfig,
+    cue: tcav_datagen::Cue,
+    config: &ExperimentConfig,
+) -> KeyBuilder {
+    let mut key = KeyBuilder::new("counterfactual");
+    key.param("version", &tcav_datagen::OUTPUT_VERSION)
+        .param("generator", generator)
+        .param("cue", &cue)
+        .param("preprocess", &config.preprocess);
+    key
+}
+
+/// The key of a reliance measurement: the model, the counterfactual images
+/// and the preprocessed originals.
+pub fn reliance_key(model: &ArtifactKey, counterfactual: &ArtifactKey, preprocessed: &ArtifactKey) -> KeyBuilder {
+    let mut key = KeyBuilder::new("reliance");
+    key.input("model", model).input("counterfactual", counterfactual).input("data", preprocessed);
+    key
+}
+
+/// Accuracy on the held-out test images and on their counterfactuals (in
+/// the `counterfactual` artifact `dir`).
+fn measure_reliance<M: tcav_model::BottleneckModel>(
+    prepared: &Prepared,
+    dir: &std::path::Path,
+    model: &M,
+    cue: tcav_datagen::Cue,
+) -> Result<Reliance> {
     // Pair each held-out test image with its counterfactual by the name of
     // the generated file both were made from.
     // Manifests record where files were written while their artifact was
@@ -282,15 +377,13 @@ pub fn reliance<M: tcav_model::BottleneckModel>(
     };
     let accuracy = accuracy_of(pairs.iter().map(|(_, o, _)| o.clone()).collect())?;
     let accuracy_without_cue = accuracy_of(pairs.iter().map(|(_, _, c)| c.clone()).collect())?;
-    let measured = Reliance {
+    Ok(Reliance {
         cue: cue.to_string(),
         images: pairs.len(),
         accuracy,
         accuracy_without_cue,
         drop: accuracy - accuracy_without_cue,
-    };
-    tracing::info!(cue = %cue, accuracy, accuracy_without_cue, "reliance measured");
-    Ok(measured)
+    })
 }
 
 fn file_name(path: &std::path::Path) -> std::ffi::OsString {

@@ -20,18 +20,26 @@
 pub mod config;
 pub mod error;
 pub mod jobs;
+pub mod manifest;
+pub mod plan;
 pub mod tcav;
 pub mod validation;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tcav_core::SetName;
-use tcav_core::store::{ArtifactKey, ArtifactStore, KeyBuilder, write_atomic, write_json};
-use tcav_report::{ClassifierSummary, ExperimentReport};
+use tcav_core::store::{ArtifactKey, ArtifactStore, KeyBuilder, read_json, write_atomic, write_json};
+use tcav_report::{ClassifierSummary, ConceptResult, ExperimentReport, StabilityRow};
 
 pub use config::{DataConfig, ExperimentConfig, TcavConfig};
 pub use error::{ExperimentError, Result};
+pub use manifest::{JobLog, JobRecord, MANIFEST_FILE, Manifest};
+pub use plan::{PlanStep, Stage};
+
+/// The version of the TCAV stage's stored output (scores and statistics);
+/// bump it when the statistics change, so stored results are not reused.
+pub const TCAV_OUTPUT_VERSION: u32 = 1;
 
 /// Where a run's inputs and outputs live.
 #[derive(Clone, Debug)]
@@ -57,19 +65,17 @@ pub struct RunOutcome {
     pub known_answer: Vec<(String, String)>,
     /// The measured reliance on each cue asked for.
     pub reliance: Vec<jobs::Reliance>,
+    /// What the run did, as written to `manifest.json`.
+    pub manifest: Manifest,
 }
 
-/// The run's record of what it used, written to `run.json`.
-#[derive(Serialize)]
-struct RunRecord<'a> {
-    experiment: &'a str,
-    run_id: &'a str,
-    seed: u64,
-    device: String,
-    artifacts: Vec<(&'static str, &'a ArtifactKey)>,
-    store: &'a Path,
-    backward_passes: usize,
-    known_answer: &'a [(String, String)],
+/// How a run is started, beyond its config.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The config file, recorded in the manifest.
+    pub config_file: PathBuf,
+    /// Rerun this stage and every stage after it, even when stored.
+    pub force: Option<Stage>,
 }
 
 /// Picks the named subset (all when `wanted` is empty), in data order,
@@ -92,9 +98,10 @@ fn select(kind: &str, field: &str, available: &[SetName], wanted: &[String]) -> 
         .collect()
 }
 
-/// Refuses layer names the architecture lacks before any work is done, so
-/// a typo never costs a training run.
-fn check_layers(config: &ExperimentConfig) -> Result<()> {
+/// Refuses layer names and image sizes the architecture cannot take before
+/// any work is done, so a typo never costs a preprocessing or training run.
+pub(crate) fn check_layers(config: &ExperimentConfig) -> Result<()> {
+    tcav_model::SimpleCnn::check_image_size(config.preprocess.size)?;
     let spec = tcav_model::SimpleCnn::spec_for(Vec::new(), config.preprocess.size);
     for layer in &config.tcav.layers {
         if !spec.bottlenecks.contains(layer) {
@@ -126,9 +133,33 @@ pub struct Prepared {
 
 /// Runs (or fetches) every job up to the trained model.
 pub fn prepare(config: &ExperimentConfig, store: &ArtifactStore, device: tch::Device) -> Result<Prepared> {
+    prepare_logged(config, store, device, &JobLog::default())
+}
+
+/// As [`prepare`], recording each job in `log`.
+pub fn prepare_logged(
+    config: &ExperimentConfig,
+    store: &ArtifactStore,
+    device: tch::Device,
+    log: &JobLog,
+) -> Result<Prepared> {
     check_layers(config)?;
-    let raw = jobs::raw_data(config, store)?;
-    let class_names: Vec<SetName> = raw.classes.iter().map(|(n, _)| n.clone()).collect();
+    let raw = jobs::raw_data(config, store, log)?;
+    let sets = resolve_sets(config, &raw)?;
+    let prepared = jobs::prepare(&raw, config, store, log)?;
+    let (trained, model_key) = jobs::train(&prepared, &class_names(&raw), config, store, device, log)?;
+    Ok(Prepared { raw, prepared, trained, model_key, sets })
+}
+
+/// Every class of the data, in data order: the classifier learns them all.
+fn class_names(raw: &jobs::RawData) -> Vec<SetName> {
+    raw.classes.iter().map(|(n, _)| n.clone()).collect()
+}
+
+/// The classes, concepts and random sets TCAV uses, picked from the data
+/// by the config.
+pub fn resolve_sets(config: &ExperimentConfig, raw: &jobs::RawData) -> Result<tcav::Sets> {
+    let class_names = class_names(raw);
     let concept_names: Vec<SetName> = raw.concepts.iter().map(|(n, _)| n.clone()).collect();
     let random_names: Vec<SetName> = raw.random_sets.iter().map(|(n, _)| n.clone()).collect();
     let tcav_config = &config.tcav;
@@ -158,28 +189,111 @@ pub fn prepare(config: &ExperimentConfig, store: &ArtifactStore, device: tch::De
             }
         },
     };
+    Ok(sets)
+}
 
-    let prepared = jobs::prepare(&raw, config, store)?;
-    let (trained, model_key) = jobs::train(&prepared, &class_names, config, store, device)?;
-    Ok(Prepared { raw, prepared, trained, model_key, sets })
+/// The stored output of the TCAV stage, `outcome.json` in its artifact.
+#[derive(Serialize, Deserialize)]
+struct StoredTcav {
+    results: Vec<ConceptResult>,
+    stability: Vec<StabilityRow>,
+    cavs: Vec<tcav::CavRecord>,
+}
+
+const TCAV_OUTCOME: &str = "outcome.json";
+
+/// The key of the TCAV stage: the model, every set's images (by the hashes
+/// preprocessing recorded), the TCAV settings and the seed.
+pub fn tcav_key(
+    config: &ExperimentConfig,
+    (prepared, model_key, sets): (&jobs::Prepared, &ArtifactKey, &tcav::Sets),
+    store: &ArtifactStore,
+) -> Result<KeyBuilder> {
+    let mut key = KeyBuilder::new("tcav");
+    key.param("version", &TCAV_OUTPUT_VERSION)
+        .param("cav_version", &tcav_cav::OUTPUT_VERSION)
+        .param("activations_version", &tcav_activations::OUTPUT_VERSION)
+        .input("model", model_key)
+        .param("tcav", &config.tcav)
+        .param("seed", &config.seed)
+        .param("sets", &(&sets.classes, &sets.concepts, &sets.random_sets));
+    for class in &sets.classes {
+        let prefix = format!("{}/test/{class}/", tcav_preprocess::TRAIN_DIR);
+        key.content("images", &store.files_digest("preprocess", &prepared.key, &prefix)?);
+    }
+    for set in sets.concepts.iter().chain(&sets.random_sets) {
+        let prefix = format!("{}/{set}/", tcav_preprocess::TCAV_DIR);
+        key.content("images", &store.files_digest("preprocess", &prepared.key, &prefix)?);
+    }
+    Ok(key)
 }
 
 /// Runs the whole experiment.
 pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Device) -> Result<RunOutcome> {
-    let store = ArtifactStore::new(&paths.store);
+    run_experiment_with(config, paths, device, &RunOptions::default())
+}
+
+/// Runs the whole experiment with the given options.
+///
+/// The job graph: data → preprocessing → training → {reliance, TCAV}, where
+/// the reliance jobs and the TCAV stage only read the trained model and run
+/// concurrently; inside TCAV, CAVs are fitted in parallel. Every job's
+/// output is stored under its key, so this returns the same results however
+/// often it is rerun, interrupted or resumed.
+pub fn run_experiment_with(
+    config: &ExperimentConfig,
+    paths: &Paths,
+    device: tch::Device,
+    options: &RunOptions,
+) -> Result<RunOutcome> {
+    let started = std::time::Instant::now();
+    let store = ArtifactStore::new(&paths.store).forcing(options.force.map(Stage::forced_kinds).unwrap_or_default());
+    // data, preprocess, train, tcav, and a counterfactual and a reliance
+    // job per cue.
+    let log = JobLog::with_progress(&config.name, 4 + 2 * config.measure_reliance.len());
+    let progress = log.span();
+    let _entered = progress.enter();
     let config_key = KeyBuilder::new("experiment-config").param("config", config).finish();
     let run_id = format!("{}-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"), config_key.short());
     tracing::info!(experiment = config.name.as_str(), run_id = run_id.as_str(), "starting");
 
-    let Prepared { raw, prepared, trained, model_key, sets } = prepare(config, &store, device)?;
+    let ready = prepare_logged(config, &store, device, &log)?;
     let tcav_config = &config.tcav;
-    let model = trained.load(device)?;
-    let reliance = config
-        .measure_reliance
-        .iter()
-        .map(|&cue| jobs::reliance(config, &prepared, &model, cue, &store))
-        .collect::<Result<Vec<_>>>()?;
-    let outcome = tcav::run(&model, &model_key, &prepared, &sets, tcav_config, config.seed, &store)?;
+    let tcav_key = tcav_key(config, (&ready.prepared, &ready.model_key, &ready.sets), &store)?;
+    let backward_passes = std::sync::atomic::AtomicUsize::new(0);
+    let (reliance, tcav_job) = std::thread::scope(|scope| {
+        // Each thread loads its own copy of the model: libtorch modules are
+        // not shared between threads.
+        let reliance = scope.spawn(|| -> Result<Vec<jobs::Reliance>> {
+            if config.measure_reliance.is_empty() {
+                return Ok(Vec::new());
+            }
+            let model = ready.trained.load(device)?;
+            config
+                .measure_reliance
+                .iter()
+                .map(|&cue| jobs::reliance(config, &ready.prepared, (&model, &ready.model_key), cue, &store, &log))
+                .collect()
+        });
+        let tcav_job = log.job(&store, "tcav", &tcav_key, |tmp| {
+            let model = ready.trained.load(device)?;
+            let outcome =
+                tcav::run(&model, &ready.model_key, &ready.prepared, &ready.sets, tcav_config, config.seed, &store)?;
+            backward_passes.store(outcome.backward_passes, std::sync::atomic::Ordering::Relaxed);
+            write_derivatives(tmp, &outcome.derivatives)?;
+            let stored = StoredTcav { results: outcome.results, stability: outcome.stability, cavs: outcome.cavs };
+            write_json(&tmp.join(TCAV_OUTCOME), &stored)?;
+            Ok(())
+        });
+        let reliance = reliance.join().unwrap_or_else(|_| {
+            Err(ExperimentError::Mismatch("the reliance job panicked; rerun to resume from the store".into()))
+        });
+        (reliance, tcav_job)
+    });
+    let reliance = reliance?;
+    let (tcav_dir, _, _) = tcav_job?;
+    let stored: StoredTcav = read_json(&tcav_dir.join(TCAV_OUTCOME))?;
+    let Prepared { raw, trained, sets, .. } = &ready;
 
     let report = ExperimentReport {
         experiment: config.name.clone(),
@@ -199,34 +313,15 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
         classes: sets.classes.iter().map(|s| s.to_string()).collect(),
         concepts: sets.concepts.iter().map(|s| s.to_string()).collect(),
         random_sets: sets.random_sets.iter().map(|s| s.to_string()).collect(),
-        results: outcome.results,
+        results: stored.results,
         estimator: tcav_config.cav.estimator.name().to_string(),
-        design: format!(
-            "{}; {}",
-            match &tcav_config.baseline {
-                config::Baseline::AllPairs => {
-                    "all-pairs baseline (each unordered pair of random sets fitted once; reverse = negated CAV)"
-                        .to_string()
-                }
-                config::Baseline::Ring => "ring baseline (random_j vs random_j+1)".to_string(),
-                config::Baseline::SingleCounterpart(name) => {
-                    format!("single-counterpart baseline ({name} vs each other random set)")
-                }
-            },
-            match tcav_config.test.run_level() {
-                Some(_) => "run-level test on per-run TCAV scores".to_string(),
-                None => format!(
-                    "concept set as the unit: the {} averaged over its runs, against random sets acting as concepts",
-                    serde_plain(&tcav_config.statistic)
-                ),
-            }
-        ),
+        design: design_line(tcav_config),
         accuracy_threshold: tcav_config.accuracy_threshold,
         rank_test: match tcav_config.test.run_level() {
             Some(_) => "Mann-Whitney U, two-sided (concept runs vs baseline runs)".into(),
             None => "exact rank of the concept among random sets as concepts, two-sided (never below 2/(N+1))".into(),
         },
-        stability: outcome.stability,
+        stability: stored.stability,
     };
     report.validate()?;
 
@@ -247,25 +342,78 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
     tcav_report::write_json(&report, &dir.join("report.json"))?;
     tcav_report::write_csv(&report, &dir.join("report.csv"))?;
     let charts = tcav_report::write_charts(&report, &dir)?;
-    write_json(&dir.join("cavs.json"), &outcome.cavs)?;
-    write_derivatives(&dir, &outcome.derivatives)?;
+    write_json(&dir.join("cavs.json"), &stored.cavs)?;
+    copy_tree(&tcav_dir.join(DERIVATIVES_DIR), &dir.join(DERIVATIVES_DIR))?;
     write_json(&dir.join("classifier.json"), &trained.report)?;
     write_json(&dir.join("reliance.json"), &reliance)?;
+    write_json(&dir.join("known_answer.json"), &raw.known_answer)?;
     let resolved = toml::to_string_pretty(config).unwrap_or_else(|e| format!("# could not render config: {e}\n"));
     write_atomic(&dir.join("config.toml"), resolved.as_bytes())?;
-    let record = RunRecord {
-        experiment: &config.name,
-        run_id: &run_id,
-        seed: config.seed,
+
+    let jobs = log.records();
+    let manifest = Manifest {
+        experiment: config.name.clone(),
+        run_id: run_id.clone(),
+        config_file: options.config_file.clone(),
+        config: config.clone(),
+        seeds: manifest::Seeds {
+            master: config.seed,
+            datagen: match &config.data {
+                DataConfig::Builtin { generator } => Some(generator.seed),
+                DataConfig::Folders { .. } => None,
+            },
+            derivation: "training uses the master seed; each CAV uses tcav_core::seed::derive(master, \"cav/<layer>/<concept>/<negative>\"); splits hash each image with preprocess.split.salt".into(),
+        },
+        versions: manifest::Versions::current(),
         device: format!("{device:?}"),
-        artifacts: vec![("data", &raw.key), ("preprocess", &prepared.key), ("model", &model_key)],
-        store: &paths.store,
-        backward_passes: outcome.backward_passes,
-        known_answer: &raw.known_answer,
+        cuda_available: tch::Cuda::is_available(),
+        store: paths.store.clone(),
+        seconds_per_stage: manifest::seconds_per_stage(&jobs),
+        jobs,
+        work: store.work(),
+        backward_passes: backward_passes.into_inner(),
+        seconds: started.elapsed().as_secs_f64(),
+        files: manifest::hash_run_folder(&dir)?,
     };
-    write_json(&dir.join("run.json"), &record)?;
-    tracing::info!(dir = %dir.display(), "run complete");
-    Ok(RunOutcome { dir, report, table, charts, known_answer: raw.known_answer, reliance })
+    write_json(&dir.join(MANIFEST_FILE), &manifest)?;
+    tracing::info!(dir = %dir.display(), seconds = manifest.seconds, "run complete");
+    Ok(RunOutcome { dir, report, table, charts, known_answer: raw.known_answer.clone(), reliance, manifest })
+}
+
+/// The report's one-line description of the design and what is compared.
+fn design_line(tcav_config: &TcavConfig) -> String {
+    format!(
+        "{}; {}",
+        match &tcav_config.baseline {
+            config::Baseline::AllPairs => {
+                "all-pairs baseline (each unordered pair of random sets fitted once; reverse = negated CAV)".to_string()
+            }
+            config::Baseline::Ring => "ring baseline (random_j vs random_j+1)".to_string(),
+            config::Baseline::SingleCounterpart(name) => {
+                format!("single-counterpart baseline ({name} vs each other random set)")
+            }
+        },
+        match tcav_config.test.run_level() {
+            Some(_) => "run-level test on per-run TCAV scores".to_string(),
+            None => format!(
+                "concept set as the unit: the {} averaged over its runs, against random sets acting as concepts",
+                serde_plain(&tcav_config.statistic)
+            ),
+        }
+    )
+}
+
+const DERIVATIVES_DIR: &str = "derivatives";
+
+/// Copies a folder tree (files written atomically), so the run folder owns
+/// its files and editing them cannot damage the store.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for (file, _) in tcav_core::store::hash_tree(from)? {
+        let bytes =
+            std::fs::read(from.join(&file)).map_err(|e| tcav_core::CoreError::io("reading", from.join(&file), e))?;
+        write_atomic(&to.join(&file), &bytes)?;
+    }
+    Ok(())
 }
 
 /// Writes `derivatives/<layer>/<class>/<concept>.safetensors`: the
@@ -274,7 +422,7 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
 fn write_derivatives(dir: &Path, derivatives: &[tcav::Derivatives]) -> Result<()> {
     for d in derivatives {
         let path =
-            dir.join("derivatives").join(&d.layer).join(d.class.as_str()).join(format!("{}.safetensors", d.concept));
+            dir.join(DERIVATIVES_DIR).join(&d.layer).join(d.class.as_str()).join(format!("{}.safetensors", d.concept));
         let metadata = std::collections::HashMap::from([
             ("layer".to_string(), d.layer.clone()),
             ("class".to_string(), d.class.to_string()),

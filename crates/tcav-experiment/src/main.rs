@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tcav_experiment::validation::{self, Variant};
-use tcav_experiment::{ExperimentConfig, Paths, run_experiment};
+use tcav_experiment::{ExperimentConfig, Manifest, Paths, RunOptions, Stage, plan, run_experiment};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -48,8 +48,16 @@ impl Where {
 enum Command {
     /// Run an experiment end to end and write its report.
     Run {
-        /// The experiment config (TOML).
+        /// The experiment config (TOML), or a run's `manifest.json` to run
+        /// that run's resolved config again.
         config: PathBuf,
+        /// Print the plan (what will run, what is stored, and why) and run
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rerun this stage and every stage after it, even when stored.
+        #[arg(long, value_enum)]
+        force: Option<Stage>,
         #[command(flatten)]
         place: Where,
     },
@@ -86,14 +94,31 @@ fn init_logging() {
 fn main() -> anyhow::Result<()> {
     init_logging();
     match Cli::parse().command {
-        Command::Run { config, place } => {
-            let experiment = ExperimentConfig::load(&config)?;
-            let outcome = run_experiment(&experiment, &place.paths(), place.device())
+        Command::Run { config, dry_run, force, place } => {
+            let experiment = if plan::is_manifest(&config) {
+                let manifest = Manifest::read(&config)?;
+                manifest.config.validate().map_err(|message| tcav_experiment::ExperimentError::ConfigInvalid {
+                    path: config.clone(),
+                    message: format!("`config` of the manifest: {message}"),
+                })?;
+                manifest.config
+            } else {
+                ExperimentConfig::load(&config)?
+            };
+            if dry_run {
+                let steps = plan::plan(&experiment, &place.paths(), place.device(), force)
+                    .with_context(|| format!("planning experiment `{}` ({})", experiment.name, config.display()))?;
+                print!("{}", plan::render_plan(&steps));
+                return Ok(());
+            }
+            let options = RunOptions { config_file: config.clone(), force };
+            let outcome = tcav_experiment::run_experiment_with(&experiment, &place.paths(), place.device(), &options)
                 .with_context(|| format!("experiment `{}` ({}) failed", experiment.name, config.display()))?;
             println!("{}", outcome.table);
-            println!("Report: {}", outcome.dir.display());
+            println!("Run folder: {}", outcome.dir.display());
+            println!("Manifest:   {}", outcome.dir.join(tcav_experiment::MANIFEST_FILE).display());
             for chart in &outcome.charts {
-                println!("Chart:  {}", chart.display());
+                println!("Chart:      {}", chart.display());
             }
         }
         Command::Validate { configs, out, place } => {

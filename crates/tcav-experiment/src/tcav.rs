@@ -38,7 +38,7 @@ pub struct Sets {
 }
 
 /// One fitted CAV's record, for `cavs.json`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct CavRecord {
     /// The CAV's metadata (layer, sets, estimator, seed, accuracy).
     #[serde(flatten)]

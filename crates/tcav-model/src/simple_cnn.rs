@@ -42,6 +42,17 @@ impl SimpleCnn {
         }
     }
 
+    /// Refuses input sizes the network cannot take, so an experiment can
+    /// say so before preprocessing anything.
+    pub fn check_image_size(image_size: u32) -> Result<()> {
+        if image_size < 8 || !image_size.is_multiple_of(8) {
+            return Err(ModelError::InvalidSpec(format!(
+                "image_size {image_size} must be a positive multiple of 8 (three 2x2 poolings); set preprocess.size to e.g. 64"
+            )));
+        }
+        Ok(())
+    }
+
     /// A freshly initialised network. Initial weights come from libtorch's
     /// generator; seed it with `tch::manual_seed` first for reproducibility.
     pub fn new(spec: ModelSpec, device: Device) -> Result<Self> {
@@ -59,12 +70,7 @@ impl SimpleCnn {
                 spec.architecture
             )));
         }
-        if spec.image_size < 8 || !spec.image_size.is_multiple_of(8) {
-            return Err(ModelError::InvalidSpec(format!(
-                "image_size {} must be a positive multiple of 8 (three 2x2 poolings); set preprocess.size to e.g. 64",
-                spec.image_size
-            )));
-        }
+        SimpleCnn::check_image_size(spec.image_size)?;
         if spec.classes.len() < 2 {
             return Err(ModelError::InvalidSpec(format!(
                 "a classifier needs at least 2 classes, got {}",
