@@ -8,6 +8,7 @@
 //! or archived as is. Every name put into the page is escaped: set names
 //! come from users' folder names.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Cursor;
@@ -310,7 +311,8 @@ impl Page {
         let _ = writeln!(
             out,
             "<p>Each test repeated on its first N random runs: the verdict and p_adj ({} correction over all \
-             tests at that N). A verdict that changes as runs are added needs more runs.</p>",
+             tests at that N): ▲ significantly above the baseline, ▼ below, n.s. not significant, ? CAVs near chance. \
+             A verdict that changes as runs are added needs more runs.</p>",
             esc(&r.correction)
         );
         for class in &r.classes {
@@ -372,11 +374,10 @@ impl Page {
     }
 
     fn thumbnail(&mut self, path: &Path, value: f64) -> Result<()> {
-        if !self.thumbnails.contains_key(path) {
-            let thumbnail = make_thumbnail(path)?;
-            self.thumbnails.insert(path.to_path_buf(), thumbnail);
-        }
-        let Some(t) = self.thumbnails.get(path) else { return Ok(()) };
+        let t = match self.thumbnails.entry(path.to_path_buf()) {
+            Entry::Occupied(made) => made.into_mut(),
+            Entry::Vacant(slot) => slot.insert(make_thumbnail(path)?),
+        };
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let _ = write!(
             self.body,
@@ -642,7 +643,7 @@ fn draw_training(root: &DrawingArea<SVGBackend, plotters::coord::Shift>, t: &Tra
 
 /// `text` with the five characters that HTML gives meaning escaped, safe in
 /// element content and in quoted attribute values.
-pub(crate) fn esc(text: &str) -> String {
+fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
