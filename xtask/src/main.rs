@@ -92,6 +92,36 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("{what} failed ({status})")) }
 }
 
+/// Installs Debian's Chromium when it is missing: tcav-report's browser
+/// test (crates/tcav-report/tests/browser.rs) loads report.html in it, and
+/// fails rather than skips without it.
+fn ensure_chromium() -> Result<(), String> {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+    };
+    if Path::new("/usr/bin/chromium").is_file() || on_path("chromium") {
+        return Ok(());
+    }
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    let sudo = !is_root && on_path("sudo");
+    let shown = format!(
+        "{0}apt-get update && {0}apt-get install -y --no-install-recommends chromium",
+        if sudo { "sudo " } else { "" }
+    );
+    eprintln!("cargo xtask test: Chromium is missing (the report's browser test needs it); running `{shown}`");
+    let apt = |args: &[&str]| {
+        let mut command = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+        if sudo {
+            command.arg("apt-get");
+        }
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(command, &format!("`{shown}`"))
+    };
+    apt(&["update"]).and_then(|()| apt(&["install", "-y", "--no-install-recommends", "chromium"])).map_err(|e| {
+        format!("{e}: install Debian's `chromium` package yourself (or put a `chromium` on PATH) and rerun")
+    })
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse(&argv) {
@@ -139,6 +169,7 @@ fn dispatch(args: &Args) -> Result<(), String> {
             Ok(())
         }
         "test" => {
+            ensure_chromium()?;
             let mut command = cargo_with_libtorch(&root, args.cuda, &["test", "--workspace"])?;
             command.args(&args.rest);
             run(command, "the tests")?;

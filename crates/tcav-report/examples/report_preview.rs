@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
-use tcav_report::{ClassifierSummary, ConceptResult, ExperimentReport, StabilityPoint, StabilityRow, Verdict};
+use tcav_report::{
+    ClassifierSummary, ConceptResult, ExperimentReport, HtmlInputs, SensitiveImages, StabilityPoint, StabilityRow,
+    TrainingCurves, Verdict,
+};
 
 fn result(
     class: &str,
@@ -114,5 +117,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for path in tcav_report::write_stability_chart(&report, &dir)? {
         println!("stability chart: {}", path.display());
     }
+    tcav_report::write_runs_csv(&report, &dir.join("runs.csv"))?;
+    tcav_report::write_runs_json(&report, &dir.join("runs.json"))?;
+    let inputs = HtmlInputs {
+        report: &report,
+        training: Some(TrainingCurves {
+            train_loss: vec![0.69, 0.55, 0.41, 0.33, 0.27, 0.24, 0.22, 0.21],
+            validation_accuracy: vec![0.52, 0.68, 0.81, 0.88, 0.92, 0.94, 0.93, 0.935],
+            best_epoch: 5,
+            test_accuracy: 0.94,
+            classes: vec!["zebra".into(), "horse".into()],
+            confusion: vec![vec![48, 2], vec![4, 46]],
+        }),
+        sensitive_images: sensitive_images(&report, &dir.join("images"))?,
+        notes: vec![("device".into(), "cpu (preview)".into())],
+    };
+    tcav_report::write_html(&inputs, &dir.join("report.html"))?;
+    println!("html: {}", dir.join("report.html").display());
     Ok(())
+}
+
+/// Striped test pictures of varying stripe width, standing in for a class's
+/// test images, with made-up derivatives.
+fn sensitive_images(
+    report: &ExperimentReport,
+    dir: &std::path::Path,
+) -> Result<Vec<SensitiveImages>, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let mut paths = Vec::new();
+    for i in 0..8u32 {
+        let path = dir.join(format!("test_{i}.png"));
+        let width = 3 + 2 * i;
+        image::RgbImage::from_fn(128, 128, |x, y| {
+            if (x + y) / width % 2 == 0 { image::Rgb([30, 30, 30]) } else { image::Rgb([235, 225, 200]) }
+        })
+        .save(&path)?;
+        paths.push(path);
+    }
+    Ok(report
+        .results
+        .iter()
+        .map(|r| SensitiveImages {
+            layer: r.layer.clone(),
+            class: r.class.clone(),
+            concept: r.concept.clone(),
+            most: paths[..4].iter().zip([3.1, 2.4, 1.9, 1.2]).map(|(p, v)| (p.clone(), v)).collect(),
+            least: paths[4..].iter().zip([-2.2, -1.4, -0.6, -0.05]).map(|(p, v)| (p.clone(), v)).collect(),
+        })
+        .collect())
 }

@@ -12,6 +12,9 @@
 //!
 //! Text is drawn with a bundled font, so no system font or fontconfig is
 //! needed.
+//!
+//! The same painter draws the SVG charts of `report.html` ([`svg_chart`]),
+//! one per class and layer, with the text left to the browser.
 
 use std::path::{Path, PathBuf};
 
@@ -25,7 +28,7 @@ use tcav_core::CoreError;
 
 use crate::error::{ReportError, Result};
 use crate::model::{ConceptResult, ExperimentReport, Verdict};
-use crate::text::{self, Anchor};
+use crate::text::{self, Anchor, Lettering};
 
 /// Width and height of every chart, in pixels.
 pub const CHART_SIZE: (u32, u32) = (900, 500);
@@ -52,11 +55,37 @@ pub fn write_charts(report: &ExperimentReport, dir: &Path) -> Result<Vec<PathBuf
         if rows.is_empty() {
             tracing::warn!(class = %class, "no TCAV results for this class: its chart has no bars");
         }
-        write_png(dir, &path, |tmp| Painter { report, font, class, rows: &rows }.draw(tmp))?;
+        write_png(dir, &path, |tmp| {
+            let root = BitMapBackend::new(tmp, CHART_SIZE).into_drawing_area();
+            Painter { report, font, class, layer: None, rows: &rows }.draw(&root)?;
+            root.present().map_err(fail)
+        })?;
         tracing::info!(path = %path.display(), bars = rows.len(), "wrote TCAV chart");
         written.push(path);
     }
     Ok(written)
+}
+
+/// The chart of `class` at one `layer` as an SVG document of [`CHART_SIZE`]
+/// (a bar per concept, drawn as in [`write_charts`]), for inlining into
+/// HTML. The report must have been checked with
+/// [`ExperimentReport::validate`]. Text stays `<text>` in the family
+/// `sans-serif`, escaped by plotters.
+pub(crate) fn svg_chart(report: &ExperimentReport, class: &str, layer: &String) -> Result<String> {
+    let font = text::font()?;
+    let rows: Vec<&ConceptResult> = report.class_results(class).into_iter().filter(|r| r.layer == *layer).collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
+        Painter { report, font, class, layer: Some(layer), rows: &rows }
+            .draw(&root)
+            .and_then(|()| root.present().map_err(fail))
+            .map_err(|message| ReportError::Svg {
+                what: format!("the chart of class `{class}` at layer `{layer}`"),
+                message,
+            })?;
+    }
+    Ok(svg)
 }
 
 /// Draws a PNG with `draw` into a temporary file in `dir` and renames it to
@@ -113,7 +142,7 @@ const GROUP_SHARE: f64 = 0.78;
 const BAR_SHARE: f64 = 0.84;
 
 pub(crate) type Area<'b> = DrawingArea<BitMapBackend<'b>, Shift>;
-type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 pub(crate) fn fail<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
@@ -124,23 +153,49 @@ struct Painter<'r> {
     report: &'r ExperimentReport,
     font: &'static FontRef<'static>,
     class: &'r str,
+    /// The one layer drawn, or `None` for a bar per layer of the report.
+    layer: Option<&'r String>,
+    /// The rows drawn: the class's, at `layer` when one is given.
     rows: &'r [&'r ConceptResult],
 }
 
 impl Painter<'_> {
-    fn label(&self, area: &Area, text: &str, size: f32, at: (i32, i32), anchor: Anchor) -> Result<(), String> {
-        text::draw(area, self.font, text, size, INK, at, anchor)
+    fn label<DB: Lettering>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        text: &str,
+        size: f32,
+        at: (i32, i32),
+        anchor: Anchor,
+    ) -> Result<(), String> {
+        DB::label(area, self.font, text, size, INK, at, anchor)
     }
 
-    fn draw(&self, path: &Path) -> Result<(), String> {
+    /// The layers that get a bar in each concept's group.
+    fn layers(&self) -> &[String] {
+        self.layer.map_or(&self.report.layers, std::slice::from_ref)
+    }
+
+    /// The layer's colour: its place in the report, so that a layer has the
+    /// same colour in every chart.
+    fn colour(&self, layer: &str) -> RGBColor {
+        layer_colour(self.report.layers.iter().position(|l| l == layer).unwrap_or(0))
+    }
+
+    fn draw<DB: Lettering>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let (width, height) = CHART_SIZE;
         let report = self.report;
-        let root = BitMapBackend::new(path, CHART_SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(fail)?;
 
-        let title = format!("TCAV scores for class {} (α={}, {})", self.class, report.alpha, report.correction);
+        let title = match self.layer {
+            None => format!("TCAV scores for class {} (α={}, {})", self.class, report.alpha, report.correction),
+            Some(layer) => format!(
+                "TCAV scores for class {} at layer {layer} (α={}, {})",
+                self.class, report.alpha, report.correction
+            ),
+        };
         let (title, title_size) = self.fit(&title, width - 20, 20, 13);
-        self.label(&root, &title, title_size, ((width / 2) as i32, 12), Anchor(HPos::Center, VPos::Top))?;
+        self.label(root, &title, title_size, ((width / 2) as i32, 12), Anchor(HPos::Center, VPos::Top))?;
 
         // The footnote's line count does not depend on the marker's spelling.
         let footnote_height = FOOTNOTE_LINE * self.footnote("").len() as u32 + 8;
@@ -170,9 +225,9 @@ impl Painter<'_> {
             .draw()
             .map_err(fail)?;
         let (x_range, y_range) = chart.plotting_area().get_pixel_range();
-        text::draw_upwards(&root, self.font, "TCAV score", 14.0, INK, (14, (y_range.start + y_range.end) / 2))?;
+        DB::label_upwards(root, self.font, "TCAV score", 14.0, INK, (14, (y_range.start + y_range.end) / 2))?;
 
-        self.concept_labels(&root, &chart)?;
+        self.concept_labels(root, &chart)?;
         let marker = self.not_significant_marker(&chart);
         // Bands first, so that no band covers a neighbouring bar.
         for row in self.rows {
@@ -182,27 +237,26 @@ impl Painter<'_> {
             chart.draw_series([Rectangle::new([(x0, b0), (x1, b1)], BLACK.mix(BAND).filled())]).map_err(fail)?;
         }
         for row in self.rows {
-            self.bar(&root, &mut chart, row, marker)?;
+            self.bar(root, &mut chart, row, marker)?;
         }
         if self.rows.is_empty() {
             let centre = ((x_range.start + x_range.end) / 2, (y_range.start + y_range.end) / 2);
-            self.label(&root, "no results for this class", 16.0, centre, Anchor(HPos::Center, VPos::Center))?;
+            self.label(root, "no results for this class", 16.0, centre, Anchor(HPos::Center, VPos::Center))?;
         }
 
         legend.draw(self, &legend_area, marker)?;
         for (i, line) in self.footnote(marker).iter().enumerate() {
             let y = (height - footnote_height + 2 + FOOTNOTE_LINE * i as u32) as i32;
             let (line, size) = self.fit(line, width - 20, FOOTNOTE_SIZE as u32, 9);
-            self.label(&root, &line, size, (12, y), Anchor(HPos::Left, VPos::Top))?;
+            self.label(root, &line, size, (12, y), Anchor(HPos::Left, VPos::Top))?;
         }
-        root.present().map_err(fail)?;
         Ok(())
     }
 
     /// Where the bar of a row's layer sits in its concept's group.
     fn bar_span(&self, row: &ConceptResult) -> (f64, f64) {
         let concept = self.report.concepts.iter().position(|c| *c == row.concept).unwrap_or(0) as f64;
-        let layer = self.report.layers.iter().position(|l| *l == row.layer).unwrap_or(0) as f64;
+        let layer = self.layers().iter().position(|l| *l == row.layer).unwrap_or(0) as f64;
         let slot = self.slot();
         let left = concept + (1.0 - GROUP_SHARE) / 2.0 + layer * slot;
         let gap = slot * (1.0 - BAR_SHARE) / 2.0;
@@ -210,7 +264,7 @@ impl Painter<'_> {
     }
 
     fn slot(&self) -> f64 {
-        GROUP_SHARE / self.report.layers.len().max(1) as f64
+        GROUP_SHARE / self.layers().len().max(1) as f64
     }
 
     /// `text` at the largest size from `max_size` down to `min_size` that
@@ -232,7 +286,7 @@ impl Painter<'_> {
 
     /// Concept names under their groups, shrunk and then shortened until
     /// they fit the group's width, so that neighbours never overlap.
-    fn concept_labels(&self, root: &Area, chart: &Chart) -> Result<(), String> {
+    fn concept_labels<DB: Lettering>(&self, root: &DrawingArea<DB, Shift>, chart: &Chart<DB>) -> Result<(), String> {
         let group_px = chart.backend_coord(&(1.0, 0.0)).0 - chart.backend_coord(&(0.0, 0.0)).0;
         let room = (group_px - 6).max(8) as u32;
         for (i, concept) in self.report.concepts.iter().enumerate() {
@@ -245,14 +299,19 @@ impl Painter<'_> {
 
     /// `n.s.` where it fits over every bar, else `*`; one marker per chart,
     /// so that the legend and footnote name exactly what is drawn.
-    fn not_significant_marker(&self, chart: &Chart) -> &'static str {
+    fn not_significant_marker<DB: DrawingBackend>(&self, chart: &Chart<DB>) -> &'static str {
         let bar_px = chart.backend_coord(&(self.slot() * BAR_SHARE, 0.0)).0 - chart.backend_coord(&(0.0, 0.0)).0;
         if text::width(self.font, "n.s.", 12.0) as i32 + 2 <= bar_px { "n.s." } else { "*" }
     }
 
-    fn bar(&self, root: &Area, chart: &mut Chart, row: &ConceptResult, marker: &str) -> Result<(), String> {
-        let layer = self.report.layers.iter().position(|l| *l == row.layer).unwrap_or(0);
-        let colour = layer_colour(layer);
+    fn bar<DB: Lettering>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        chart: &mut Chart<DB>,
+        row: &ConceptResult,
+        marker: &str,
+    ) -> Result<(), String> {
+        let colour = self.colour(&row.layer);
         let (x0, x1) = self.bar_span(row);
         let significant = row.verdict.is_significant();
 
@@ -356,7 +415,12 @@ fn is_unreliable(row: &ConceptResult) -> bool {
 
 /// Diagonal hatching inside a pixel rectangle: lines `x + y = c` every 6
 /// pixels, clipped to the rectangle.
-fn hatch(area: &Area, (left, top): (i32, i32), (right, bottom): (i32, i32), colour: RGBColor) -> Result<(), String> {
+fn hatch<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (left, top): (i32, i32),
+    (right, bottom): (i32, i32),
+    colour: RGBColor,
+) -> Result<(), String> {
     if right <= left || bottom <= top {
         return Ok(());
     }
@@ -389,25 +453,26 @@ impl Legend {
         const MIN: u32 = 175;
         const MAX: u32 = 240;
         let room = MAX - LEGEND_TEXT_X as u32 - 8;
-        let layers: Vec<String> = painter
-            .report
-            .layers
-            .iter()
-            .map(|l| painter.fit(l, room, LEGEND_SIZE as u32, LEGEND_SIZE as u32).0)
-            .collect();
+        let layers: Vec<String> =
+            painter.layers().iter().map(|l| painter.fit(l, room, LEGEND_SIZE as u32, LEGEND_SIZE as u32).0).collect();
         let widest = layers.iter().map(|l| text::width(painter.font, l, LEGEND_SIZE)).max().unwrap_or(0);
         Legend { width: (widest + LEGEND_TEXT_X as u32 + 12).clamp(MIN, MAX), layers }
     }
 
-    fn draw(&self, painter: &Painter, area: &Area, marker: &str) -> Result<(), String> {
+    fn draw<DB: Lettering>(
+        &self,
+        painter: &Painter,
+        area: &DrawingArea<DB, Shift>,
+        marker: &str,
+    ) -> Result<(), String> {
         let left = Anchor(HPos::Left, VPos::Center);
         let x = 8;
         let mut y = 14;
         painter.label(area, "layer", LEGEND_SIZE, (x, y), left)?;
         y += 22;
-        for (i, label) in self.layers.iter().enumerate() {
+        for (layer, label) in painter.layers().iter().zip(&self.layers) {
             let swatch = [(x, y - SWATCH / 2), (x + SWATCH, y + SWATCH / 2)];
-            area.draw(&Rectangle::new(swatch, layer_colour(i).filled())).map_err(fail)?;
+            area.draw(&Rectangle::new(swatch, painter.colour(layer).filled())).map_err(fail)?;
             painter.label(area, label, LEGEND_SIZE, (x + LEGEND_TEXT_X, y), left)?;
             y += 20;
         }

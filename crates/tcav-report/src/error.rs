@@ -56,6 +56,26 @@ pub enum ReportError {
         /// The drawing library's message.
         message: String,
     },
+    /// Drawing an SVG chart for the HTML report failed.
+    #[error(
+        "drawing {what} as SVG: {message}; the bundled font or the chart code is at fault, so report this with the report.json"
+    )]
+    Svg {
+        /// Which chart.
+        what: String,
+        /// The drawing library's message.
+        message: String,
+    },
+    /// An image to be shown as a thumbnail could not be read or encoded.
+    #[error(
+        "thumbnail of {path}: {message}; check that the file exists and is a PNG, JPEG, GIF, WebP or BMP image, or leave it out of the sensitive images"
+    )]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// The image library's message.
+        message: String,
+    },
     /// Reading or writing a file failed.
     #[error(transparent)]
     Core(#[from] CoreError),

@@ -1,8 +1,10 @@
-//! Machine-readable results: the whole report as JSON, and one CSV row per
-//! result for spreadsheets and data frames.
+//! Machine-readable results: the whole report as JSON, one CSV row per
+//! result for spreadsheets and data frames, and every run's score in long
+//! form (one row per run) for plotting and re-analysis.
 
 use std::path::Path;
 
+use serde::Serialize;
 use tcav_core::store;
 
 use crate::error::Result;
@@ -68,6 +70,88 @@ pub fn write_csv(report: &ExperimentReport, path: &Path) -> Result<()> {
     report.validate()?;
     store::write_atomic(path, render_csv(report).as_bytes())?;
     tracing::info!(path = %path.display(), rows = report.results.len(), "wrote TCAV report CSV");
+    Ok(())
+}
+
+/// The columns of the per-run export, in order: one row per (class, layer,
+/// concept, kind, run). `kind` is `concept` for the concept's TCAV score in
+/// that run and `baseline` for the random-vs-random score its test compared
+/// against; `run` is the 0-based index into `scores` / `baseline_scores`;
+/// `score` is the TCAV score, a fraction of the class's images in `[0, 1]`.
+pub const RUNS_COLUMNS: [&str; 8] = ["experiment", "run_id", "class", "layer", "concept", "kind", "run", "score"];
+
+/// One row of the per-run export; its fields are [`RUNS_COLUMNS`].
+#[derive(Serialize)]
+struct RunScore<'a> {
+    experiment: &'a str,
+    run_id: &'a str,
+    class: &'a str,
+    layer: &'a str,
+    concept: &'a str,
+    kind: &'static str,
+    run: usize,
+    score: f64,
+}
+
+/// Every run's score, results in their order, each result's concept runs
+/// before its baseline runs. The baseline's rows repeat under every concept
+/// because each test has its own baseline sample (they are the same sample
+/// when the design shares one baseline per class and layer).
+fn run_scores(report: &ExperimentReport) -> Vec<RunScore<'_>> {
+    let mut rows = Vec::new();
+    for r in &report.results {
+        for (kind, scores) in [("concept", &r.scores), ("baseline", &r.baseline_scores)] {
+            rows.extend(scores.iter().enumerate().map(|(run, &score)| RunScore {
+                experiment: &report.experiment,
+                run_id: &report.run_id,
+                class: &r.class,
+                layer: &r.layer,
+                concept: &r.concept,
+                kind,
+                run,
+                score,
+            }));
+        }
+    }
+    rows
+}
+
+/// Writes every run's TCAV score as CSV under a header of [`RUNS_COLUMNS`]
+/// (tidy, long form: one row per class, layer, concept, kind and run),
+/// atomically, after checking the report with
+/// [`ExperimentReport::validate`]. Numbers are written as in [`write_csv`].
+pub fn write_runs_csv(report: &ExperimentReport, path: &Path) -> Result<()> {
+    report.validate()?;
+    let rows = run_scores(report);
+    let mut out = RUNS_COLUMNS.join(",");
+    out.push('\n');
+    for row in &rows {
+        let fields = [
+            csv_field(row.experiment),
+            csv_field(row.run_id),
+            csv_field(row.class),
+            csv_field(row.layer),
+            csv_field(row.concept),
+            row.kind.to_string(),
+            row.run.to_string(),
+            number(row.score),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    store::write_atomic(path, out.as_bytes())?;
+    tracing::info!(path = %path.display(), rows = rows.len(), "wrote TCAV per-run scores CSV");
+    Ok(())
+}
+
+/// Writes the rows of [`write_runs_csv`] as a JSON array of objects keyed by
+/// [`RUNS_COLUMNS`], atomically, after checking the report with
+/// [`ExperimentReport::validate`].
+pub fn write_runs_json(report: &ExperimentReport, path: &Path) -> Result<()> {
+    report.validate()?;
+    let rows = run_scores(report);
+    store::write_json(path, &rows)?;
+    tracing::info!(path = %path.display(), rows = rows.len(), "wrote TCAV per-run scores JSON");
     Ok(())
 }
 
@@ -277,6 +361,52 @@ mod tests {
         }
         assert_eq!(number(1e-12), "1e-12");
         assert_eq!(number(0.05), "0.05");
+    }
+
+    #[test]
+    fn runs_export_has_one_row_per_run_in_csv_and_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut report = sample();
+        report.experiment = "demo, v2".into();
+        let csv = dir.path().join("runs.csv");
+        let json = dir.path().join("runs.json");
+        write_runs_csv(&report, &csv).unwrap();
+        write_runs_json(&report, &json).unwrap();
+
+        let expected: usize = report.results.iter().map(|r| r.scores.len() + r.baseline_scores.len()).sum();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], RUNS_COLUMNS.join(","));
+        assert_eq!(lines.len(), expected + 1);
+        let r = &report.results[3];
+        assert_eq!(
+            lines[1 + 2 * 5 * 3 + 5 + 2],
+            format!("\"demo, v2\",run-0001,zebra,conv4,dotted,baseline,2,{}", r.baseline_scores[2])
+        );
+        assert_eq!(
+            lines[1 + 2 * 5 * 3 + 1],
+            format!("\"demo, v2\",run-0001,zebra,conv4,dotted,concept,1,{}", r.scores[1])
+        );
+
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(rows.len(), expected);
+        let mut keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+        keys.sort();
+        let mut columns = RUNS_COLUMNS.to_vec();
+        columns.sort();
+        assert_eq!(keys, columns);
+        // The JSON rows are the CSV rows, in the same order.
+        for (row, line) in rows.iter().zip(&lines[1..]) {
+            let score: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+            assert_eq!(row["score"].as_f64().unwrap().to_bits(), score.to_bits(), "{line}");
+            assert!(line.contains(&format!(",{},{},", row["kind"].as_str().unwrap(), row["run"])), "{line}");
+        }
+
+        let mut invalid = report.clone();
+        invalid.results[0].scores[0] = f64::NAN;
+        assert!(write_runs_csv(&invalid, &dir.path().join("bad.csv")).is_err());
+        assert!(write_runs_json(&invalid, &dir.path().join("bad.json")).is_err());
+        assert!(!dir.path().join("bad.csv").exists() && !dir.path().join("bad.json").exists());
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! [`write_csv`], read back with [`read_json`]), one bar chart per class
 //! ([`write_charts`]) and, where the report holds them, one chart per class
 //! of how the adjusted p-values move as random runs are added
-//! ([`write_stability_chart`]).
+//! ([`write_stability_chart`]). [`write_html`] puts all of it, with the
+//! classifier's training curves and the images most and least sensitive to
+//! each concept, into one self-contained `report.html`; [`write_runs_csv`]
+//! and [`write_runs_json`] export every run's score in long form.
 //!
 //! Besides the t-test's verdicts a report carries what a reader needs to
 //! judge them: 95 % intervals, Cohen's d, a rank or permutation test's
@@ -32,7 +35,10 @@
 mod chart;
 mod error;
 mod files;
+#[cfg(test)]
+mod fixture;
 mod float_serde;
+mod html;
 mod model;
 mod stability_chart;
 mod table;
@@ -40,7 +46,8 @@ mod text;
 
 pub use chart::{CHART_SIZE, chart_file_name, write_charts};
 pub use error::{ReportError, Result};
-pub use files::{CSV_COLUMNS, read_json, write_csv, write_json};
+pub use files::{CSV_COLUMNS, RUNS_COLUMNS, read_json, write_csv, write_json, write_runs_csv, write_runs_json};
+pub use html::{HtmlInputs, SensitiveImages, THUMBNAIL_SIZE, TrainingCurves, render_html, write_html};
 pub use model::{ClassifierSummary, ConceptResult, ExperimentReport, StabilityPoint, StabilityRow, Verdict};
 pub use stability_chart::{stability_chart_file_name, write_stability_chart};
 pub use table::{NOT_SIGNIFICANT_MARK, UNRELIABLE_MARK, render_table};

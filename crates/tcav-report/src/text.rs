@@ -3,15 +3,17 @@
 //! plotters 0.3.7 draws ab_glyph text without the glyphs' side bearings, so
 //! "conv2" comes out as "con v2". This module places every glyph at its pen
 //! position plus its bearing and kerning, and blends its coverage into the
-//! drawing area pixel by pixel.
+//! drawing area pixel by pixel. SVG charts keep their text as `<text>`
+//! elements instead (the browser lays them out, and they stay selectable);
+//! [`Lettering`] picks the way per backend, so one chart painter serves both.
 
 use std::sync::OnceLock;
 
 use ab_glyph::{Font, FontRef, OutlinedGlyph, PxScale, ScaleFont, point};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, VPos};
-use plotters::style::{FontStyle, register_font};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, FontTransform, register_font};
 
 use crate::error::{ReportError, Result};
 
@@ -108,6 +110,91 @@ pub(crate) fn draw_upwards<DB: DrawingBackend>(
     let bottom = at.1 + (line.width / 2.0).round() as i32;
     // Along the text goes up the image; down the text goes right.
     paint(area, &line, colour, |x, y| (left + y, bottom - x))
+}
+
+/// How a backend gets its chart text: the chart painters call these instead
+/// of [`draw`] and [`draw_upwards`], so that they work on bitmaps and SVG.
+pub(crate) trait Lettering: DrawingBackend + Sized {
+    /// Draws `text` horizontally at `at`, anchored as `anchor` says.
+    fn label(
+        area: &DrawingArea<Self, Shift>,
+        font: &FontRef<'static>,
+        text: &str,
+        size: f32,
+        colour: RGBColor,
+        at: (i32, i32),
+        anchor: Anchor,
+    ) -> Result<(), String>;
+
+    /// Draws `text` reading upwards, centred on `at`.
+    fn label_upwards(
+        area: &DrawingArea<Self, Shift>,
+        font: &FontRef<'static>,
+        text: &str,
+        size: f32,
+        colour: RGBColor,
+        at: (i32, i32),
+    ) -> Result<(), String>;
+}
+
+impl Lettering for BitMapBackend<'_> {
+    fn label(
+        area: &DrawingArea<Self, Shift>,
+        font: &FontRef<'static>,
+        text: &str,
+        size: f32,
+        colour: RGBColor,
+        at: (i32, i32),
+        anchor: Anchor,
+    ) -> Result<(), String> {
+        draw(area, font, text, size, colour, at, anchor)
+    }
+
+    fn label_upwards(
+        area: &DrawingArea<Self, Shift>,
+        font: &FontRef<'static>,
+        text: &str,
+        size: f32,
+        colour: RGBColor,
+        at: (i32, i32),
+    ) -> Result<(), String> {
+        draw_upwards(area, font, text, size, colour, at)
+    }
+}
+
+/// SVG text is a `<text>` element in the bundled font's family; plotters
+/// escapes it. plotters writes `font-size` as the size over 1.24, which is
+/// close to the em size of a DejaVu Sans line `size` pixels tall, so the
+/// widths measured with [`width`] still hold.
+impl Lettering for SVGBackend<'_> {
+    fn label(
+        area: &DrawingArea<Self, Shift>,
+        _font: &FontRef<'static>,
+        text: &str,
+        size: f32,
+        colour: RGBColor,
+        at: (i32, i32),
+        anchor: Anchor,
+    ) -> Result<(), String> {
+        let style = (FAMILY, f64::from(size)).into_font().color(&colour).pos(Pos::new(anchor.0, anchor.1));
+        area.draw_text(text, &style, at).map_err(|e| e.to_string())
+    }
+
+    fn label_upwards(
+        area: &DrawingArea<Self, Shift>,
+        _font: &FontRef<'static>,
+        text: &str,
+        size: f32,
+        colour: RGBColor,
+        at: (i32, i32),
+    ) -> Result<(), String> {
+        let style = (FAMILY, f64::from(size))
+            .into_font()
+            .transform(FontTransform::Rotate270)
+            .color(&colour)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        area.draw_text(text, &style, at).map_err(|e| e.to_string())
+    }
 }
 
 fn paint<DB: DrawingBackend>(
