@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "../crates/tcav-report/tests/support/browser_check.rs"]
+mod browser_check;
 mod orchestration;
 
 use std::path::{Path, PathBuf};
@@ -49,9 +51,25 @@ fn default_experiment_recovers_the_known_answer() {
         assert_ne!(row.verdict, Verdict::Above, "{row:?}");
     }
 
-    for file in ["report.json", "report.csv", "report.txt", "cavs.json", "manifest.json", "config.toml"] {
+    for file in [
+        "report.json",
+        "report.csv",
+        "report.txt",
+        "runs.csv",
+        "runs.json",
+        "cavs.json",
+        "manifest.json",
+        "config.toml",
+    ] {
         assert!(outcome.dir.join(file).is_file(), "{file} missing");
     }
+    // The self-contained report renders in a real browser: a chart per
+    // (class, layer), every result row, thumbnails decoded, no console error.
+    let rendered = browser_check::Page::open(&outcome.dir.join(tcav_experiment::REPORT_HTML)).assert_renders();
+    assert_eq!(rendered.charts.len(), report.classes.len() * report.layers.len());
+    assert_eq!(rendered.result_rows, report.results.len());
+    assert_eq!(rendered.confusion_rows, report.classes.len());
+    assert!(rendered.images.len() >= report.results.len() * 2, "{} thumbnails", rendered.images.len());
     assert_eq!(outcome.charts.len(), 3);
     for chart in &outcome.charts {
         let image = image::open(chart).unwrap();

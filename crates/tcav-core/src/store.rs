@@ -114,8 +114,12 @@ pub fn hash_file(path: &Path) -> Result<String> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(|e| CoreError::io("creating a temporary file in", dir, e))?;
+    // tempfile creates files readable by their owner only; artifacts and
+    // reports are meant to be shared (a store on a cluster's shared disk).
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| CoreError::io("creating a temporary file in", dir, e))?;
     std::io::Write::write_all(&mut tmp, bytes).map_err(|e| CoreError::io("writing", tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| CoreError::io("flushing", tmp.path(), e))?;
     tmp.persist(path).map_err(|e| CoreError::io("renaming into", path, e.error))?;
@@ -279,10 +283,14 @@ impl ArtifactStore {
         }
         let kind_dir = self.root.join(kind);
         std::fs::create_dir_all(&kind_dir).map_err(|e| CoreError::io("creating", &kind_dir, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".tmp-{}-", key.short()))
-            .tempdir_in(&kind_dir)
-            .map_err(|e| CoreError::io("creating a temporary folder in", &kind_dir, e))?;
+        let prefix = format!(".tmp-{}-", key.short());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        // Readable by everyone sharing the store, like any finished folder.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        let tmp =
+            builder.tempdir_in(&kind_dir).map_err(|e| CoreError::io("creating a temporary folder in", &kind_dir, e))?;
         build(tmp.path())?;
         let marker = Marker { kind: kind.to_string(), key: key.clone(), files: hash_tree(tmp.path())? };
         write_json(&tmp.path().join(COMPLETE_MARKER), &marker)?;
@@ -471,5 +479,11 @@ mod tests {
         let back: serde_json::Value = read_json(&path).unwrap();
         assert_eq!(back["a"], 2);
         assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o044, 0o044, "written files must be readable by others: {mode:o}");
+        }
     }
 }

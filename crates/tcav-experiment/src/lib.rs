@@ -347,6 +347,29 @@ pub fn run_experiment_with(
     write_json(&dir.join("classifier.json"), &trained.report)?;
     write_json(&dir.join("reliance.json"), &reliance)?;
     write_json(&dir.join("known_answer.json"), &raw.known_answer)?;
+    tcav_report::write_runs_csv(&report, &dir.join("runs.csv"))?;
+    tcav_report::write_runs_json(&report, &dir.join("runs.json"))?;
+    let versions = manifest::Versions::current();
+    let html = tcav_report::HtmlInputs {
+        report: &report,
+        training: Some(tcav_report::TrainingCurves {
+            train_loss: trained.report.train_loss.clone(),
+            validation_accuracy: trained.report.validation_accuracy.clone(),
+            best_epoch: trained.report.best_epoch,
+            test_accuracy: trained.report.test_accuracy,
+            classes: trained.spec.classes.clone(),
+            confusion: trained.report.confusion.clone(),
+        }),
+        sensitive_images: sensitive_images(&report, &dir, &ready.prepared, SENSITIVE_IMAGES)?,
+        notes: vec![
+            ("config".into(), options.config_file.display().to_string()),
+            ("device".into(), format!("{device:?}")),
+            ("libtorch".into(), versions.libtorch.clone()),
+            ("measured reliance".into(), reliance_line(&reliance)),
+            ("manifest".into(), MANIFEST_FILE.into()),
+        ],
+    };
+    tcav_report::write_html(&html, &dir.join(REPORT_HTML))?;
     let resolved = toml::to_string_pretty(config).unwrap_or_else(|e| format!("# could not render config: {e}\n"));
     write_atomic(&dir.join("config.toml"), resolved.as_bytes())?;
 
@@ -364,7 +387,7 @@ pub fn run_experiment_with(
             },
             derivation: "training uses the master seed; each CAV uses tcav_core::seed::derive(master, \"cav/<layer>/<concept>/<negative>\"); splits hash each image with preprocess.split.salt".into(),
         },
-        versions: manifest::Versions::current(),
+        versions,
         device: format!("{device:?}"),
         cuda_available: tch::Cuda::is_available(),
         store: paths.store.clone(),
@@ -378,6 +401,74 @@ pub fn run_experiment_with(
     write_json(&dir.join(MANIFEST_FILE), &manifest)?;
     tracing::info!(dir = %dir.display(), seconds = manifest.seconds, "run complete");
     Ok(RunOutcome { dir, report, table, charts, known_answer: raw.known_answer.clone(), reliance, manifest })
+}
+
+/// The self-contained report's file name in a run folder.
+pub const REPORT_HTML: &str = "report.html";
+
+/// Thumbnails shown per end (most and least sensitive) for each result.
+const SENSITIVE_IMAGES: usize = 4;
+
+/// For every result, the class test images whose mean directional
+/// derivative (over the runs) toward the concept is highest and lowest,
+/// read back from the derivatives written to the run folder. Columns of
+/// those files follow the class's test images in layout order, as the TCAV
+/// stage read them.
+fn sensitive_images(
+    report: &ExperimentReport,
+    dir: &Path,
+    prepared: &jobs::Prepared,
+    per_end: usize,
+) -> Result<Vec<tcav_report::SensitiveImages>> {
+    let mut out = Vec::new();
+    for row in &report.results {
+        let Some(file) = &row.derivatives_file else { continue };
+        let derivatives = tcav_core::matrix::read_safetensors(&dir.join(file), "derivatives")?;
+        let images = prepared.train.images(tcav_core::Split::Test, &SetName::new(row.class.clone())?)?;
+        if derivatives.cols() != images.len() || derivatives.rows() == 0 {
+            return Err(ExperimentError::Mismatch(format!(
+                "{file} has {} columns but class `{}` has {} test images",
+                derivatives.cols(),
+                row.class,
+                images.len()
+            )));
+        }
+        let mut means: Vec<(PathBuf, f64)> = (0..images.len())
+            .map(|j| {
+                let sum: f64 = derivatives.iter_rows().map(|r| f64::from(r[j])).sum();
+                (images[j].clone(), sum / derivatives.rows() as f64)
+            })
+            .collect();
+        means.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let most = means.iter().take(per_end).cloned().collect();
+        let least = means.iter().rev().take(per_end).cloned().collect();
+        out.push(tcav_report::SensitiveImages {
+            layer: row.layer.clone(),
+            class: row.class.clone(),
+            concept: row.concept.clone(),
+            most,
+            least,
+        });
+    }
+    Ok(out)
+}
+
+fn reliance_line(reliance: &[jobs::Reliance]) -> String {
+    if reliance.is_empty() {
+        return "not measured".into();
+    }
+    reliance
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: accuracy {:.1}% → {:.1}% without it",
+                r.cue,
+                100.0 * r.accuracy,
+                100.0 * r.accuracy_without_cue
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The report's one-line description of the design and what is compared.

@@ -115,6 +115,7 @@ fn main() -> anyhow::Result<()> {
             let outcome = tcav_experiment::run_experiment_with(&experiment, &place.paths(), place.device(), &options)
                 .with_context(|| format!("experiment `{}` ({}) failed", experiment.name, config.display()))?;
             println!("{}", outcome.table);
+            println!("Report:     {}", outcome.dir.join(tcav_experiment::REPORT_HTML).display());
             println!("Run folder: {}", outcome.dir.display());
             println!("Manifest:   {}", outcome.dir.join(tcav_experiment::MANIFEST_FILE).display());
             for chart in &outcome.charts {
