@@ -17,6 +17,8 @@ use tcav_report::Verdict;
 use tcav_tests::{temp_dir, write_images};
 use tch::{Device, Kind, Tensor};
 
+mod pokemon;
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }

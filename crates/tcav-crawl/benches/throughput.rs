@@ -73,6 +73,7 @@ fn bench(criterion: &mut Criterion, server: &Server, roots: &mut Vec<tempfile::T
                     let request = CrawlRequest {
                         set: SetName::new("bench").expect("a valid set name"),
                         query: "bench".into(),
+                        queries: Vec::new(),
                         sources: vec![SourceSpec::UrlList(UrlListSpec { path: list })],
                         max_num: IMAGES,
                         filters: Filters::default(),

@@ -124,17 +124,28 @@ impl Crawler {
         let set_name = request.set.to_string();
         let set_dir = raw_set_dir(root, &request.set);
         let objects = Objects::new(root);
-        let context = SourceContext {
-            set: set_name.clone(),
-            query: request.query.clone(),
-            filters: request.filters.clone(),
-            http: self.http.clone(),
-        };
         // Open every source before touching the set folder, so a wrong path
-        // in the definition fails without leaving anything behind.
-        let mut sources = VecDeque::new();
+        // in the definition fails without leaving anything behind. A search
+        // source is opened once per query, and those lanes take turns.
+        let mut stages = VecDeque::new();
         for spec in &request.sources {
-            sources.push_back(spec.open(&context).await?);
+            let queries = if spec.searches() {
+                request.search_queries().into_iter().map(str::to_owned).collect()
+            } else {
+                vec![request.summary_query()]
+            };
+            let mut lanes = VecDeque::new();
+            for query in queries {
+                let context = SourceContext {
+                    set: set_name.clone(),
+                    query: query.clone(),
+                    filters: request.filters.clone(),
+                    http: self.http.clone(),
+                };
+                let source = spec.open(&context).await?;
+                lanes.push_back(Lane { source, query: Arc::from(query), label: Arc::from(""), batch: VecDeque::new() });
+            }
+            stages.push_back(lanes);
         }
 
         for dir in [&set_dir, objects.dir()] {
@@ -168,25 +179,25 @@ impl Crawler {
         }
         tracing::info!(
             set = set_name,
-            query = request.query,
+            query = request.summary_query(),
             "crawling: {} of {} images so far",
             folder.stored.len(),
             wanted
         );
 
         let filters = Arc::new(request.filters.clone());
-        let mut feed = Feed { sources, label: Arc::from(""), batch: VecDeque::new(), done: false };
+        let mut feed = Feed { stages, done: false };
         let mut tried: HashSet<String> = HashSet::new();
         let mut running: JoinSet<Job> = JoinSet::new();
         loop {
             while !feed.done && running.len() < self.options.concurrency && folder.stored.len() + running.len() < wanted
             {
-                let (source, candidate) = match feed.next().await? {
-                    Next::Candidate(source, candidate) => (source, candidate),
+                let (found, candidate) = match feed.next().await? {
+                    Next::Candidate(found, candidate) => (found, candidate),
                     Next::Done => break,
-                    Next::Failed(source, failure) => {
+                    Next::Failed(found, failure) => {
                         tracing::warn!(set = set_name, "{}", failure.message);
-                        let mut entry = ManifestEntry::new(&set_name, &source, &request.query, 0, failure.url);
+                        let mut entry = ManifestEntry::new(&set_name, &found.source, &found.query, 0, failure.url);
                         entry.reason = Some(failure.reason);
                         entry.detail = Some(failure.message.clone());
                         entry.retryable = failure.retryable;
@@ -203,7 +214,7 @@ impl Crawler {
                     continue;
                 }
                 if let Err(rejection) = prejudge(&candidate, &filters) {
-                    let entry = reject(describe(&set_name, &source, &request.query, candidate, image_url), rejection);
+                    let entry = reject(describe(&set_name, &found, candidate, image_url), rejection);
                     summary.rejected += 1;
                     record(&mut manifest, progress, &request.set, &entry, folder.stored.len())?;
                     continue;
@@ -212,7 +223,7 @@ impl Crawler {
                     self.http.clone(),
                     folder.objects.clone(),
                     filters.clone(),
-                    source,
+                    found,
                     candidate,
                     image_url,
                 ));
@@ -220,7 +231,7 @@ impl Crawler {
             let Some(joined) = running.join_next().await else { break };
             let job = joined.map_err(|source| CrawlError::TaskStopped { what: "a download".to_owned(), source })?;
             let before = folder.stored.len();
-            let entry = folder.settle(job, &set_name, &request.query)?;
+            let entry = folder.settle(job, &set_name)?;
             summary.added += folder.stored.len() - before;
             if entry.status == Status::Rejected {
                 summary.rejected += 1;
@@ -287,10 +298,18 @@ pub async fn crawl(request: &CrawlRequest, options: &CrawlOptions, root: &Path) 
     Crawler::new(options)?.crawl(request, root).await
 }
 
+/// Which source, asked with which query, offered a candidate: its
+/// provenance in the manifest.
+#[derive(Clone)]
+struct Found {
+    source: Arc<str>,
+    query: Arc<str>,
+}
+
 /// What the feed hands the coordinator next.
 enum Next {
-    Candidate(Arc<str>, Candidate),
-    Failed(Arc<str>, SourceFailure),
+    Candidate(Found, Candidate),
+    Failed(Found, SourceFailure),
     Done,
 }
 
@@ -319,36 +338,53 @@ impl SourceFailure {
     }
 }
 
-/// The candidates of all sources, one at a time, in source order.
-struct Feed {
-    sources: VecDeque<Box<dyn Source>>,
+/// One source opened with one query.
+struct Lane {
+    source: Box<dyn Source>,
+    query: Arc<str>,
     label: Arc<str>,
     batch: VecDeque<Candidate>,
+}
+
+/// The candidates of all sources, one at a time: the sources in order, and
+/// within one source its query lanes in turn, one candidate each, so that
+/// every query contributes even when the set is small. Lanes that run out
+/// or fail leave the turn order; the order depends only on the request and
+/// the sources' answers.
+struct Feed {
+    stages: VecDeque<VecDeque<Lane>>,
     done: bool,
 }
 
 impl Feed {
     async fn next(&mut self) -> Result<Next, CrawlError> {
         loop {
-            if let Some(candidate) = self.batch.pop_front() {
-                return Ok(Next::Candidate(self.label.clone(), candidate));
-            }
-            let Some(source) = self.sources.front_mut() else {
+            let Some(lanes) = self.stages.front_mut() else {
                 self.done = true;
                 return Ok(Next::Done);
             };
-            match source.next_batch().await {
+            let Some(mut lane) = lanes.pop_front() else {
+                self.stages.pop_front();
+                continue;
+            };
+            if let Some(candidate) = lane.batch.pop_front() {
+                let found = Found { source: lane.label.clone(), query: lane.query.clone() };
+                lanes.push_back(lane);
+                return Ok(Next::Candidate(found, candidate));
+            }
+            match lane.source.next_batch().await {
                 Ok(Some(batch)) => {
-                    self.label = Arc::from(source.label());
-                    self.batch = batch.into();
+                    lane.label = Arc::from(lane.source.label());
+                    lane.batch = batch.into();
+                    // Still this lane's turn: it hands out its first new
+                    // candidate next time round the loop.
+                    lanes.push_front(lane);
                 }
-                Ok(None) => {
-                    self.sources.pop_front();
-                }
+                // Run out: the lane leaves the turn order.
+                Ok(None) => {}
                 Err(error) => {
-                    let label: Arc<str> = Arc::from(source.label());
-                    self.sources.pop_front();
-                    return Ok(Next::Failed(label, SourceFailure::from_error(error)?));
+                    let found = Found { source: Arc::from(lane.source.label()), query: lane.query.clone() };
+                    return Ok(Next::Failed(found, SourceFailure::from_error(error)?));
                 }
             }
         }
@@ -357,7 +393,7 @@ impl Feed {
 
 /// A finished download, waiting for the coordinator's verdict.
 struct Job {
-    source: Arc<str>,
+    found: Found,
     candidate: Candidate,
     image_url: String,
     result: Result<Checked, CrawlError>,
@@ -395,7 +431,7 @@ async fn obtain(
     http: Http,
     objects: Objects,
     filters: Arc<Filters>,
-    source: Arc<str>,
+    found: Found,
     candidate: Candidate,
     image_url: String,
 ) -> Job {
@@ -415,7 +451,7 @@ async fn obtain(
             )
         }
     };
-    Job { source, candidate, image_url, result }
+    Job { found, candidate, image_url, result }
 }
 
 async fn read_local(path: &Path, max_bytes: u64) -> Result<Download, Rejection> {
@@ -542,8 +578,8 @@ fn prejudge(candidate: &Candidate, filters: &Filters) -> Result<(), Rejection> {
 }
 
 /// A candidate's manifest line before anything is known about its bytes.
-fn describe(set: &str, source: &str, query: &str, candidate: Candidate, image_url: String) -> ManifestEntry {
-    let mut entry = ManifestEntry::new(set, source, query, candidate.rank, image_url);
+fn describe(set: &str, found: &Found, candidate: Candidate, image_url: String) -> ManifestEntry {
+    let mut entry = ManifestEntry::new(set, &found.source, &found.query, candidate.rank, image_url);
     entry.page_url = candidate.page_url;
     entry.title = candidate.title;
     entry.licence = candidate.licence;
@@ -568,10 +604,10 @@ struct SetFolder {
 impl SetFolder {
     /// Decides on one finished download, linking its image into the set if
     /// it is kept, and returns its manifest line.
-    fn settle(&mut self, job: Job, set: &str, query: &str) -> Result<ManifestEntry, CrawlError> {
-        let Job { source, candidate, image_url, result } = job;
+    fn settle(&mut self, job: Job, set: &str) -> Result<ManifestEntry, CrawlError> {
+        let Job { found, candidate, image_url, result } = job;
         let checked = result?;
-        let mut entry = describe(set, &source, query, candidate, image_url);
+        let mut entry = describe(set, &found, candidate, image_url);
         entry.http_status = checked.http_status;
         entry.content_type = checked.content_type;
         entry.final_url = checked.final_url;

@@ -18,6 +18,12 @@
 //! name = "scorbunny"
 //! query = "Scorbunny Raboot Cinderace"
 //! max_num = 180
+//!
+//! [[sets]]
+//! name = "random500_0"
+//! # Several queries take turns, one candidate each, per source.
+//! queries = ["street", "kitchen", "bicycle", "tree", "chair"]
+//! max_num = 20
 //! ```
 //!
 //! A set's own `sources` or `[sets.filters]` replace the top-level ones
@@ -68,8 +74,13 @@ pub struct CrawlDefinition {
 pub struct SetDefinition {
     /// The class, concept or random set; its folder under `raw/`.
     pub name: SetName,
-    /// The search query.
-    pub query: String,
+    /// The search query; give this or `queries`.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Several search queries, taking turns (see [`CrawlRequest::queries`]);
+    /// give this or `query`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<String>,
     /// How many images the set should hold.
     pub max_num: usize,
     /// This set's sources, instead of the definition's.
@@ -152,6 +163,21 @@ impl CrawlDefinition {
             if !names.insert(&set.name) {
                 return Err(bad(format!("names set `{}` twice: each set needs its own name", set.name)));
             }
+            match (&set.query, set.queries.is_empty()) {
+                (None, true) => {
+                    return Err(bad(format!(
+                        "set `{}` has no query: give it `query = \"...\"`, or `queries = [\"...\", ...]` for several",
+                        set.name
+                    )));
+                }
+                (Some(_), false) => {
+                    return Err(bad(format!(
+                        "set `{}` gives both `query` and `queries`: keep one (`queries` for several)",
+                        set.name
+                    )));
+                }
+                _ => {}
+            }
             if set.sources.as_ref().unwrap_or(&definition.sources).is_empty() {
                 return Err(bad(format!(
                     "set `{}` has no sources: give it `sources` or set top-level `sources`",
@@ -172,7 +198,8 @@ impl CrawlDefinition {
             .iter()
             .map(|set| CrawlRequest {
                 set: set.name.clone(),
-                query: set.query.clone(),
+                query: set.query.clone().unwrap_or_default(),
+                queries: set.queries.clone(),
                 sources: set.sources.clone().unwrap_or_else(|| self.sources.clone()),
                 max_num: set.max_num,
                 filters: set.filters.clone().unwrap_or_else(|| self.filters.clone()),
@@ -290,6 +317,12 @@ min_side = 64
         assert_eq!(options.per_host_rate, CrawlOptions::default().per_host_rate);
         assert_eq!(default_dataset_root(Path::new("data/zoo/crawl.toml")), Path::new("data/zoo"));
         assert_eq!(default_dataset_root(Path::new("crawl.toml")), Path::new("."));
+
+        let several = MINIMAL.replace("query = \"street\"", "queries = [\"street\", \"kitchen\", \"tree\"]");
+        let definition = CrawlDefinition::parse(&several, Path::new("data/zoo/crawl.toml")).unwrap();
+        let requests = definition.requests();
+        assert_eq!(requests[1].search_queries(), ["street", "kitchen", "tree"]);
+        assert_eq!(requests[0].search_queries(), ["zebra stripes"]);
     }
 
     #[test]
@@ -310,6 +343,13 @@ min_side = 64
             ),
             (MINIMAL.replace("kind = \"openverse\"", "kind = \"openverse\", page_size = 500"), "page_size"),
             ("dataset = \"zoo\"\nsets = []\n".to_owned(), "no [[sets]]"),
+            (MINIMAL.replace("query = \"zebra stripes\"\n", ""), "set `striped` has no query"),
+            (
+                MINIMAL.replace("query = \"street\"", "query = \"street\"\nqueries = [\"a\"]"),
+                "both `query` and `queries`",
+            ),
+            (MINIMAL.replace("query = \"street\"", "queries = [\"a\", \"\"]"), "`queries`"),
+            (MINIMAL.replace("query = \"street\"", "queries = \"street\""), "queries"),
         ];
         for (text, expected) in cases {
             let err = CrawlDefinition::parse(&text, path).unwrap_err().to_string();
@@ -343,10 +383,17 @@ min_side = 64
                 request.set
             );
         }
-        // The random sets must differ, or their CAVs would all be one.
-        let random_queries: HashSet<&str> =
-            requests.iter().filter(|r| r.set.as_str().starts_with("random")).map(|r| r.query.as_str()).collect();
-        assert_eq!(random_queries.len(), 6);
+        // The random sets must differ, or their CAVs would all be one: each
+        // draws on its own slice of a broad list of everyday subjects.
+        let mut everyday = HashSet::new();
+        for request in requests.iter().filter(|r| r.set.as_str().starts_with("random")) {
+            let queries = request.search_queries();
+            assert!(queries.len() >= 5, "{} has only {} queries", request.set, queries.len());
+            for query in queries {
+                assert!(everyday.insert(query), "{query:?} is in two random sets");
+            }
+        }
+        assert!(everyday.len() >= 30, "only {} everyday queries", everyday.len());
 
         // Every folder the experiment reads is one the crawl fills.
         let experiment: toml::Value =

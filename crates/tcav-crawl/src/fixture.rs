@@ -1,10 +1,20 @@
-//! A loopback HTTP server that misbehaves on purpose, for tests.
+//! Loopback HTTP servers for tests (the `fixture` feature, or this crate's
+//! own tests).
 //!
-//! It listens on 127.0.0.1 on a port the OS picks, serves each path in one
-//! fixed way (good images, errors, stalls, lies, and the real answer shapes
-//! of Openverse, the MediaWiki API and Bing's result pages), records every
-//! request, and stops when the [`Fixture`] is dropped (or with the test's
-//! runtime).
+//! * [`SearchFixture`] (public): answers the Openverse and Wikimedia Commons
+//!   APIs like the real ones, for any query, with images a test draws in
+//!   code, so a whole crawl definition can run offline by pointing its
+//!   sources' `base_url`s at it.
+//! * `Fixture` (this crate's tests only): misbehaves on purpose. It serves
+//!   each path in one fixed way (good images, errors, stalls, lies, and the
+//!   real answer shapes of Openverse, the MediaWiki API and Bing's result
+//!   pages) and records every request.
+//!
+//! Both listen on 127.0.0.1 on a port the OS picks and stop when dropped.
+
+// With only the `fixture` feature, the crawler's own misbehaving server and
+// its helpers are compiled but unused.
+#![cfg_attr(not(test), allow(dead_code, reason = "the misbehaving server is used by this crate's tests only"))]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -94,16 +104,22 @@ impl Drop for Fixture {
     }
 }
 
+/// Binds a loopback port and serves `app` on it from the current runtime.
+async fn listen(app: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
+    let addr = listener.local_addr().expect("reading the bound address");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
 impl Fixture {
     pub(crate) async fn start() -> Fixture {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
-        let addr = listener.local_addr().expect("reading the bound address");
         let log = Arc::new(Log::default());
-        let _ = log.addr.set(addr);
         let app = Router::new().fallback(serve).with_state(log.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (addr, task) = listen(app).await;
+        let _ = log.addr.set(addr);
         Fixture { addr, log, task }
     }
 
@@ -444,4 +460,151 @@ fn bing(query: &BTreeMap<String, String>, base: &str) -> Response {
     }
     page.push_str("</ul></div></body></html>");
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+/// Draws result `index` of a search for `query`: the image a
+/// [`SearchFixture`] serves for it.
+pub type Draw = dyn Fn(&str, usize) -> image::RgbImage + Send + Sync;
+
+/// A loopback server that answers Openverse and Wikimedia Commons searches
+/// as the real APIs do (the answer shapes, paging, licences, creators and
+/// Commons thumbnails), for any query, with images drawn by the test.
+///
+/// Each query has `per_query` Openverse results (indices `0..per_query`)
+/// and as many Commons files (indices `per_query..2 * per_query`), so the
+/// two sources never offer the same image. Result licences cycle through
+/// CC BY, CC0 and CC BY-SA. The server runs on its own runtime thread, so
+/// synchronous code (such as an experiment that starts its own runtime)
+/// can crawl it; start and drop it outside any async context.
+pub struct SearchFixture {
+    addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+struct Search {
+    per_query: usize,
+    draw: Box<Draw>,
+    base: OnceLock<String>,
+}
+
+impl SearchFixture {
+    /// Starts the server; `draw(query, index)` makes each result's image.
+    pub fn start(per_query: usize, draw: impl Fn(&str, usize) -> image::RgbImage + Send + Sync + 'static) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("starting the fixture's runtime");
+        let search = Arc::new(Search { per_query, draw: Box::new(draw), base: OnceLock::new() });
+        let app = Router::new().fallback(answer_search).with_state(search.clone());
+        let (addr, _task) = runtime.block_on(listen(app));
+        let _ = search.base.set(format!("http://{addr}"));
+        SearchFixture { addr, runtime: Some(runtime) }
+    }
+
+    /// The `base_url` of an `openverse` source that searches this server.
+    pub fn openverse_base_url(&self) -> String {
+        format!("http://{}/openverse", self.addr)
+    }
+
+    /// The `base_url` of a `commons` source that searches this server.
+    pub fn commons_base_url(&self) -> String {
+        format!("http://{}/commons/w/api.php", self.addr)
+    }
+}
+
+impl Drop for SearchFixture {
+    fn drop(&mut self) {
+        // Stops the server without waiting for connections a client left
+        // open.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+const SEARCH_LICENCES: [(&str, &str, &str); 3] =
+    [("by", "4.0", "CC BY 4.0"), ("cc0", "1.0", "CC0"), ("by-sa", "4.0", "CC BY-SA 4.0")];
+
+async fn answer_search(State(search): State<Arc<Search>>, uri: Uri) -> Response {
+    let query = query_pairs(uri.query().unwrap_or_default());
+    let base = search.base.get().cloned().unwrap_or_default();
+    let q = query.get("q").cloned().unwrap_or_default();
+    let number = |key: &str, default: usize| query.get(key).and_then(|v| v.parse().ok()).unwrap_or(default);
+    let image_url = |q: &str, i: usize| {
+        let mut url = reqwest::Url::parse(&format!("{base}/search-image.png")).expect("the fixture's own URL");
+        url.query_pairs_mut().append_pair("q", q).append_pair("i", &i.to_string());
+        url.to_string()
+    };
+    match uri.path() {
+        "/search-image.png" => {
+            let image = (search.draw)(&q, number("i", 0));
+            let mut out = std::io::Cursor::new(Vec::new());
+            match image::DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Png) {
+                Ok(()) => image_response("image/png", out.into_inner()),
+                Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        }
+        "/openverse/v1/images/" => {
+            let (page, page_size) = (number("page", 1).max(1), number("page_size", 20).max(1));
+            let wanted: Option<Vec<&str>> = query.get("license").map(|l| l.split(',').collect());
+            let all: Vec<serde_json::Value> = (0..search.per_query)
+                .filter_map(|i| {
+                    let (code, version, _) = SEARCH_LICENCES[i % 3];
+                    if wanted.as_ref().is_some_and(|w| !w.contains(&code)) {
+                        return None;
+                    }
+                    let image = (search.draw)(&q, i);
+                    Some(serde_json::json!({
+                        "id": format!("00000000-0000-0000-0000-{i:012}"),
+                        "title": format!("{q} {i}"),
+                        "foreign_landing_url": format!("https://www.flickr.com/photos/someone/{i}"),
+                        "url": image_url(&q, i),
+                        "creator": format!("Photographer {i}"),
+                        "license": code,
+                        "license_version": version,
+                        "provider": "flickr",
+                        "filetype": "png",
+                        "width": image.width(),
+                        "height": image.height(),
+                    }))
+                })
+                .collect();
+            let page_count = all.len().div_ceil(page_size);
+            let results: Vec<_> = all.iter().skip((page - 1) * page_size).take(page_size).cloned().collect();
+            json_response(&serde_json::json!({
+                "result_count": all.len(), "page_count": page_count, "page_size": page_size, "page": page,
+                "results": results,
+            }))
+        }
+        "/commons/w/api.php" => {
+            let q =
+                query.get("gsrsearch").map(|s| s.trim_start_matches("filetype:bitmap ").to_owned()).unwrap_or_default();
+            let (limit, offset) = (number("gsrlimit", 10).max(1), number("gsroffset", 0));
+            let end = (offset + limit).min(search.per_query);
+            let pages: Vec<serde_json::Value> = (offset..end)
+                .map(|n| {
+                    let i = search.per_query + n;
+                    let image = (search.draw)(&q, i);
+                    let url = image_url(&q, i);
+                    let info = serde_json::json!({
+                        "width": image.width(), "height": image.height(), "url": url, "mime": "image/png",
+                        "thumburl": url, "thumbwidth": image.width(), "thumbheight": image.height(), "thumbmime": "image/png",
+                        "descriptionurl": format!("https://commons.wikimedia.org/wiki/File:Fixture_{i}.png"),
+                        "extmetadata": {
+                            "LicenseShortName": {"value": SEARCH_LICENCES[i % 3].2},
+                            "Artist": {"value": format!("<a href=\"//commons.wikimedia.org/wiki/User:U{i}\">User {i}</a>")},
+                        },
+                    });
+                    serde_json::json!({"pageid": 1000 + i, "ns": 6, "title": format!("File:Fixture {i}.png"), "index": n + 1, "imageinfo": [info]})
+                })
+                .collect();
+            let mut answer = serde_json::json!({"batchcomplete": true, "query": {"pages": pages}});
+            if end < search.per_query {
+                answer["continue"] = serde_json::json!({"gsroffset": end, "continue": "gsroffset||"});
+            }
+            json_response(&answer)
+        }
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }

@@ -80,8 +80,8 @@ pub mod sniff;
 pub mod source;
 pub mod store;
 
-#[cfg(test)]
-mod fixture;
+#[cfg(any(test, feature = "fixture"))]
+pub mod fixture;
 
 pub use crawl::{CrawlSummary, Crawler, NoProgress, Progress, crawl, raw_set_dir};
 pub use definition::{CrawlDefinition, SetDefinition, SetOutcome};

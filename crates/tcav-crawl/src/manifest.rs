@@ -81,7 +81,10 @@ pub struct ManifestEntry {
     pub set: String,
     /// The source's label, such as `url_list:urls.txt`.
     pub source: String,
-    /// The crawl request's query.
+    /// The query the source was asked with when it offered the candidate
+    /// (a request with several `queries` records which one found each
+    /// image); for sources that do not search (URL list, local folder), the
+    /// request's query, or its queries joined by ` | `.
     pub query: String,
     /// The candidate's 1-based rank in its source (0 on a source failure).
     pub rank: usize,

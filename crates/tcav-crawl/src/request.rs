@@ -20,8 +20,18 @@ pub struct CrawlRequest {
     /// name under `<root>/raw/`.
     pub set: SetName,
     /// The search query, recorded in the manifest and passed to sources that
-    /// search.
+    /// search. Leave it empty when `queries` is given.
+    #[serde(default)]
     pub query: String,
+    /// Several search queries instead of `query`, for a set that should mix
+    /// subjects (a random set drawn from many everyday things). Each search
+    /// source is asked with every query, and the queries take turns: one
+    /// candidate from the first query's results, one from the second's, and
+    /// so on round the list, skipping queries that have run out, before the
+    /// next source is tried. The order is the list's, so a crawl is
+    /// repeatable. Each manifest line records the query that found it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<String>,
     /// Where candidates come from, tried in order until `max_num` images are
     /// kept or every source runs out.
     pub sources: Vec<SourceSpec>,
@@ -73,6 +83,22 @@ impl Default for Filters {
 }
 
 impl CrawlRequest {
+    /// The queries the search sources are asked with, in turn order: the
+    /// `queries` list, or `query` alone.
+    pub fn search_queries(&self) -> Vec<&str> {
+        if self.queries.is_empty() {
+            vec![self.query.as_str()]
+        } else {
+            self.queries.iter().map(String::as_str).collect()
+        }
+    }
+
+    /// The query recorded for candidates that no search found (URL lists,
+    /// local folders): `query`, or the `queries` joined by ` | `.
+    pub fn summary_query(&self) -> String {
+        if self.queries.is_empty() { self.query.clone() } else { self.queries.join(" | ") }
+    }
+
     /// Checks the fields that serde cannot, with messages naming the field.
     pub fn validate(&self) -> Result<(), CrawlError> {
         let bad = |field, problem: &str| CrawlError::InvalidRequest {
@@ -85,6 +111,23 @@ impl CrawlRequest {
                 "set",
                 "starts with `.`: such folders are hidden, and `.objects` holds the dataset's shared image store; pick another name",
             ));
+        }
+        if !self.queries.is_empty() && !self.query.is_empty() {
+            return Err(bad(
+                "queries",
+                "is given together with `query`: keep one (`queries` for several, `query` for one)",
+            ));
+        }
+        if let Some(i) = self.queries.iter().position(|q| q.trim().is_empty()) {
+            return Err(bad("queries", &format!("entry {i} is blank: remove it or write a query there")));
+        }
+        for (i, query) in self.queries.iter().enumerate() {
+            if self.queries[..i].contains(query) {
+                return Err(bad(
+                    "queries",
+                    &format!("lists {query:?} twice: each query is searched once, so remove the repeat"),
+                ));
+            }
         }
         if self.max_num == 0 {
             return Err(bad("max_num", "is 0: ask for at least one image"));
@@ -216,6 +259,20 @@ mod tests {
     }
 
     #[test]
+    fn a_request_searches_its_query_or_its_list_of_queries() {
+        let one: CrawlRequest = serde_json::from_str(&request_json("")).unwrap();
+        assert_eq!(one.search_queries(), ["zebra"]);
+        assert_eq!(one.summary_query(), "zebra");
+        let json = request_json(r#", "queries": ["street", "kitchen"]"#).replace(r#""query": "zebra", "#, "");
+        let many: CrawlRequest = serde_json::from_str(&json).unwrap();
+        many.validate().unwrap();
+        assert_eq!(many.search_queries(), ["street", "kitchen"]);
+        assert_eq!(many.summary_query(), "street | kitchen");
+        // Written back out, a one-query request keeps its old shape.
+        assert!(!serde_json::to_string(&one).unwrap().contains("queries"));
+    }
+
+    #[test]
     fn unknown_fields_are_refused_at_every_level() {
         for extra in [
             r#", "maxnum": 3"#,
@@ -238,8 +295,17 @@ mod tests {
     fn validation_names_the_field_to_fix() {
         let base: CrawlRequest = serde_json::from_str(&request_json("")).unwrap();
         type BreakIt = fn(&mut CrawlRequest);
-        let cases: [(&str, BreakIt); 7] = [
+        let cases: [(&str, BreakIt); 10] = [
             ("set", |r| r.set = SetName::new(".objects").unwrap()),
+            ("queries", |r| r.queries = vec!["street".into()]),
+            ("queries", |r| {
+                r.query.clear();
+                r.queries = vec!["street".into(), " ".into()];
+            }),
+            ("queries", |r| {
+                r.query.clear();
+                r.queries = vec!["street".into(), "kitchen".into(), "street".into()];
+            }),
             ("filters.licences", |r| r.filters.licences = vec!["by".into(), " ".into()]),
             ("max_num", |r| r.max_num = 0),
             ("sources", |r| r.sources.clear()),

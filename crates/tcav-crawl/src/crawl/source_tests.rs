@@ -18,6 +18,7 @@ fn request(set: &str, query: &str, sources: Vec<SourceSpec>, max_num: usize) -> 
     CrawlRequest {
         set: SetName::new(set).unwrap(),
         query: query.into(),
+        queries: Vec::new(),
         sources,
         max_num,
         filters: Filters { max_bytes: CAP, ..Filters::default() },
@@ -447,4 +448,60 @@ sources = [{{ kind = "url_list", path = "lists/random.txt" }}]
     })
     .await
     .unwrap();
+}
+
+/// A set with several queries: per source, the queries take turns one
+/// candidate each (so 7 images from 3 queries split 3/2/2, Openverse before
+/// Commons), and every line records the query that found it.
+#[test]
+fn several_queries_take_turns_and_each_image_records_its_query() {
+    use crate::fixture::SearchFixture;
+    use crate::source::UrlListSpec;
+
+    let server = SearchFixture::start(4, |query, i| {
+        let [r, g, b, ..] = *blake3::hash(query.as_bytes()).as_bytes();
+        image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([r, g ^ (i as u8).wrapping_mul(40), b ^ ((x + y) as u8)]))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let list = write_list(dir.path(), "urls.txt", &[]);
+    let root = dir.path().join("data");
+    let openverse = OpenverseSpec { base_url: server.openverse_base_url(), ..OpenverseSpec::default() };
+    let commons = CommonsSpec { base_url: server.commons_base_url(), ..CommonsSpec::default() };
+    let sources = vec![
+        SourceSpec::UrlList(UrlListSpec { path: list }),
+        SourceSpec::Openverse(openverse),
+        SourceSpec::Commons(commons),
+    ];
+    let mut everyday = request("random500_0", "", sources, 7);
+    everyday.queries = vec!["street".into(), "kitchen".into(), "bicycle".into()];
+    everyday.validate().unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let run = |request: CrawlRequest| {
+        let root = root.clone();
+        runtime.block_on(async move { tokio::time::timeout(LIMIT, crawl(&request, &fast_options(), &root)).await })
+    };
+    let summary = run(everyday.clone()).unwrap().unwrap();
+    assert_eq!((summary.accepted, summary.exhausted), (7, false));
+    let kept = |entries: &[ManifestEntry], query: &str| {
+        entries.iter().filter(|e| e.query == query && e.status == Status::Accepted).count()
+    };
+    let entries = read_manifest(&root.join("raw/random500_0"));
+    assert_eq!(["street", "kitchen", "bicycle"].map(|q| kept(&entries, q)), [3, 2, 2]);
+    assert!(entries.iter().all(|e| e.source == "openverse"), "Openverse had enough: {entries:?}");
+    for entry in &entries {
+        assert!(entry.image_url.contains(&format!("q={}", entry.query)), "{entry:?}");
+    }
+
+    // Topped up past what Openverse holds (4 a query): Commons takes over,
+    // still in turns, and every query keeps its own images.
+    everyday.max_num = 18;
+    let summary = run(everyday).unwrap().unwrap();
+    assert_eq!((summary.accepted, summary.exhausted), (18, false));
+    let entries = read_manifest(&root.join("raw/random500_0"));
+    assert_eq!(["street", "kitchen", "bicycle"].map(|q| kept(&entries, q)), [6, 6, 6]);
+    let from_commons: Vec<&str> =
+        entries.iter().filter(|e| e.source.starts_with("commons")).map(|e| e.query.as_str()).collect();
+    assert_eq!(from_commons.len(), 6);
+    drop(server);
 }

@@ -14,6 +14,7 @@ pub(super) fn url_request(set: &str, list: &Path, max_num: usize) -> CrawlReques
     CrawlRequest {
         set: SetName::new(set).unwrap(),
         query: "stripes".into(),
+        queries: Vec::new(),
         sources: vec![SourceSpec::UrlList(UrlListSpec { path: list.into() })],
         max_num,
         filters: Filters { max_bytes: CAP, ..Filters::default() },
@@ -256,6 +257,7 @@ async fn local_folders_are_imported_without_the_network_and_only_once() {
         let request = CrawlRequest {
             set: SetName::new("zoo").unwrap(),
             query: String::new(),
+            queries: Vec::new(),
             sources: vec![SourceSpec::LocalFolder(LocalFolderSpec { path: mine.clone() })],
             max_num: 10,
             filters: Filters { max_bytes: CAP, ..Filters::default() },

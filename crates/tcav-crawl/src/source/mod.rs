@@ -197,6 +197,16 @@ impl SourceSpec {
         })
     }
 
+    /// Whether the source searches with the request's query; the others (URL
+    /// list, local folder) give the same candidates whatever it is, so a
+    /// request with several queries opens them once.
+    pub fn searches(&self) -> bool {
+        match self {
+            SourceSpec::Openverse(_) | SourceSpec::Commons(_) | SourceSpec::Bing(_) => true,
+            SourceSpec::UrlList(_) | SourceSpec::LocalFolder(_) => false,
+        }
+    }
+
     /// Checks the spec's own fields, with errors naming the request's set.
     pub fn check(&self, request: &CrawlRequest) -> Result<(), CrawlError> {
         let problem = match self {
