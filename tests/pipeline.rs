@@ -5,6 +5,7 @@
 #[path = "../crates/tcav-report/tests/support/browser_check.rs"]
 mod browser_check;
 mod orchestration;
+mod pokemon;
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +17,6 @@ use tcav_model::{BottleneckModel, ModelSpec};
 use tcav_report::Verdict;
 use tcav_tests::{temp_dir, write_images};
 use tch::{Device, Kind, Tensor};
-
-mod pokemon;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

@@ -352,7 +352,8 @@ pub fn run_experiment_with(
     let versions = manifest::Versions::current();
     let html = tcav_report::HtmlInputs {
         report: &report,
-        training: Some(tcav_report::TrainingCurves {
+        // An untrained model (epochs = 0, a negative control) has no curves.
+        training: (!trained.report.train_loss.is_empty()).then(|| tcav_report::TrainingCurves {
             train_loss: trained.report.train_loss.clone(),
             validation_accuracy: trained.report.validation_accuracy.clone(),
             best_epoch: trained.report.best_epoch,
