@@ -641,21 +641,11 @@ fn draw_training(root: &DrawingArea<SVGBackend, plotters::coord::Shift>, t: &Tra
     Ok(())
 }
 
-/// `text` with the five characters that HTML gives meaning escaped, safe in
+/// `text` with the five characters that HTML gives meaning escaped (by the
+/// html-escape crate), safe in
 /// element content and in quoted attribute values.
 fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(text).into_owned()
 }
 
 fn fixed(value: f64) -> String {
@@ -946,6 +936,6 @@ mod tests {
         assert_eq!(p_value(0.31), "0.310");
         assert_eq!(signed_short(f64::NEG_INFINITY), "−∞");
         assert_eq!(signed(0.004), "+4.00e-3");
-        assert_eq!(esc("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#39;");
+        assert_eq!(esc("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#x27;");
     }
 }
