@@ -642,8 +642,8 @@ fn draw_training(root: &DrawingArea<SVGBackend, plotters::coord::Shift>, t: &Tra
 }
 
 /// `text` with the five characters that HTML gives meaning escaped (by the
-/// html-escape crate), safe in
-/// element content and in quoted attribute values.
+/// html-escape crate), safe in element content and in quoted attribute
+/// values.
 fn esc(text: &str) -> String {
     html_escape::encode_quoted_attribute(text).into_owned()
 }
