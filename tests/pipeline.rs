@@ -259,7 +259,8 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
     let dir = temp_dir();
     let config = folders_experiment(dir.path(), "[tcav]\nlayerz = [\"conv3\"]\n");
     let err = run_error(&config);
-    assert!(err.contains("experiment.toml") && err.contains("layerz"), "{err}");
+    // `layerz` is on line 14 of the written file.
+    assert!(err.contains("experiment.toml") && err.contains("layerz") && err.contains("line 14"), "{err}");
 }
 
 /// Null calibration, activations only: every "concept" is just one more
