@@ -68,6 +68,7 @@ fn a_rerun_does_no_work_and_a_new_concept_computes_only_what_depends_on_it() {
     assert!(work(&first, "train").built == 1 && first.manifest.backward_passes > 0);
 
     let second = run(&config, &paths, None);
+    assert_ne!(second.dir, first.dir, "each run gets its own folder, even within one second");
     assert_eq!(built(&second), BTreeMap::new(), "a rerun of an unchanged experiment must do no work");
     assert_eq!(second.manifest.backward_passes, 0);
     assert_eq!(second.report.results, first.report.results);

@@ -294,6 +294,7 @@ pub fn run_experiment_with(
     let (tcav_dir, _, _) = tcav_job?;
     let stored: StoredTcav = read_json(&tcav_dir.join(TCAV_OUTCOME))?;
     let Prepared { raw, trained, sets, .. } = &ready;
+    let (dir, run_id) = new_run_folder(&paths.runs.join(&config.name), &run_id)?;
 
     let report = ExperimentReport {
         experiment: config.name.clone(),
@@ -325,8 +326,6 @@ pub fn run_experiment_with(
     };
     report.validate()?;
 
-    let dir = paths.runs.join(&config.name).join(&run_id);
-    std::fs::create_dir_all(&dir).map_err(|e| tcav_core::CoreError::io("creating", &dir, e))?;
     let mut table = tcav_report::render_table(&report);
     for r in &reliance {
         table.push_str(&format!(
@@ -402,6 +401,23 @@ pub fn run_experiment_with(
     write_json(&dir.join(MANIFEST_FILE), &manifest)?;
     tracing::info!(dir = %dir.display(), seconds = manifest.seconds, "run complete");
     Ok(RunOutcome { dir, report, table, charts, known_answer: raw.known_answer.clone(), reliance, manifest })
+}
+
+/// Creates the run's folder, `<id>` or, when a run of the same config
+/// started in the same second already has it, `<id>-2`, `<id>-3`, …: a run
+/// never writes into another run's folder. Returns the folder and its name.
+fn new_run_folder(parent: &Path, id: &str) -> Result<(PathBuf, String)> {
+    std::fs::create_dir_all(parent).map_err(|e| tcav_core::CoreError::io("creating", parent, e))?;
+    let mut n = 1;
+    loop {
+        let name = if n == 1 { id.to_string() } else { format!("{id}-{n}") };
+        let dir = parent.join(&name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((dir, name)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(tcav_core::CoreError::io("creating", dir, e).into()),
+        }
+    }
 }
 
 /// The self-contained report's file name in a run folder.

@@ -114,8 +114,12 @@ fn main() -> anyhow::Result<()> {
             let options = RunOptions { config_file: config.clone(), force };
             let outcome = tcav_experiment::run_experiment_with(&experiment, &place.paths(), place.device(), &options)
                 .with_context(|| format!("experiment `{}` ({}) failed", experiment.name, config.display()))?;
-            println!("{}", outcome.table);
+            print!("{}", tcav_report::render_summary(&outcome.report));
+            for line in outcome.table.lines().filter(|l| l.starts_with("measured reliance")) {
+                println!("{line}");
+            }
             println!("Report:     {}", outcome.dir.join(tcav_experiment::REPORT_HTML).display());
+            println!("Full table: {}", outcome.dir.join("report.txt").display());
             println!("Run folder: {}", outcome.dir.display());
             println!("Manifest:   {}", outcome.dir.join(tcav_experiment::MANIFEST_FILE).display());
             for chart in &outcome.charts {

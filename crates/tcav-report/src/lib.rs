@@ -50,4 +50,4 @@ pub use files::{CSV_COLUMNS, RUNS_COLUMNS, read_json, write_csv, write_json, wri
 pub use html::{HtmlInputs, SensitiveImages, THUMBNAIL_SIZE, TrainingCurves, render_html, write_html};
 pub use model::{ClassifierSummary, ConceptResult, ExperimentReport, StabilityPoint, StabilityRow, Verdict};
 pub use stability_chart::{stability_chart_file_name, write_stability_chart};
-pub use table::{NOT_SIGNIFICANT_MARK, UNRELIABLE_MARK, render_table};
+pub use table::{NOT_SIGNIFICANT_MARK, UNRELIABLE_MARK, render_summary, render_table};

@@ -27,6 +27,57 @@ the class. The test is two-sided, so scores near 0 are flagged too; they mean `b
 chance, so no claim is made for them whatever their p-value.
 ";
 
+/// A few lines for the terminal: per class and layer, which concepts push
+/// toward the class, which push away, and which are no evidence or
+/// unreliable. The full table is [`render_table`].
+pub fn render_summary(report: &ExperimentReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "TCAV summary: experiment `{}` ({} test, {} correction, α = {}); classifier test accuracy {:.1}%",
+        report.experiment,
+        report.test,
+        report.correction,
+        report.alpha,
+        100.0 * report.classifier.test_accuracy
+    );
+    let headers = ["class", "layer", "above (pushes toward)", "below (pushes away)", "not significant", "unreliable"];
+    let mut rows = Vec::new();
+    for class in &report.classes {
+        for layer in &report.layers {
+            let with = |verdict: Verdict| {
+                let names: Vec<&str> = report
+                    .results
+                    .iter()
+                    .filter(|r| &r.class == class && &r.layer == layer && r.verdict == verdict)
+                    .map(|r| r.concept.as_str())
+                    .collect();
+                if names.is_empty() { "-".to_string() } else { names.join(", ") }
+            };
+            rows.push([
+                class.clone(),
+                layer.clone(),
+                with(Verdict::Above),
+                with(Verdict::Below),
+                with(Verdict::NotSignificant),
+                with(Verdict::Unreliable),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([headers[i].chars().count()]).max().unwrap_or(0))
+        .collect();
+    let mut line = |cells: &[&str]| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "  {}", padded.join("  ").trim_end());
+    };
+    line(&headers);
+    for row in &rows {
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    out
+}
+
 /// Renders the report as plain text: a header (experiment, seed, test,
 /// correction, α, CAV estimator, design, CAV accuracy threshold, rank test,
 /// classifier accuracy) and one aligned table per class with the columns
@@ -352,6 +403,20 @@ fn p_value(p: f64) -> String {
 mod tests {
     use super::*;
     use crate::model::tests::sample;
+
+    #[test]
+    fn the_summary_lists_each_verdict_per_class_and_layer() {
+        let report = crate::fixture::sample();
+        let summary = render_summary(&report);
+        assert_eq!(summary.lines().count(), 2 + report.classes.len() * report.layers.len(), "{summary}");
+        for row in &report.results {
+            let line = summary
+                .lines()
+                .find(|l| l.split_whitespace().take(2).eq([row.class.as_str(), row.layer.as_str()]))
+                .unwrap_or_else(|| panic!("no line for {}/{}", row.class, row.layer));
+            assert!(line.contains(&row.concept), "{} missing from {line}", row.concept);
+        }
+    }
 
     #[test]
     fn table_holds_every_row_with_markers_and_direction_words() {
