@@ -366,6 +366,49 @@ impl Cav {
         cav.direction = tcav_core::matrix::read_safetensors(path, "cav")?.into_vec();
         Ok(cav)
     }
+
+    /// Saves several CAVs of one layer in one file: tensor `cavs`, one row
+    /// per CAV, and a `.json` twin listing their records in the same order.
+    /// One file instead of one per CAV: creating files dominated the cost
+    /// of fitting thousands of small CAVs.
+    pub fn save_all(cavs: &[Cav], path: &Path) -> Result<()> {
+        let width = cavs.first().map_or(0, |c| c.direction.len());
+        let mut data = Vec::with_capacity(cavs.len() * width);
+        for cav in cavs {
+            if cav.direction.len() != width {
+                return Err(CavError::Width {
+                    what: format!("saving CAV {} vs {} with others", cav.concept, cav.negative),
+                    left: cav.direction.len(),
+                    right: width,
+                });
+            }
+            data.extend_from_slice(&cav.direction);
+        }
+        let matrix = Matrix::new(cavs.len(), width, data)
+            .ok_or_else(|| CavError::Config("CAV directions do not fill a matrix".into()))?;
+        let meta = HashMap::from([("count".to_string(), cavs.len().to_string())]);
+        tcav_core::matrix::write_safetensors(path, &[("cavs", &matrix)], meta)?;
+        tcav_core::store::write_json(&path.with_extension("json"), cavs)?;
+        Ok(())
+    }
+
+    /// Loads CAVs saved by [`Cav::save_all`], in their saved order.
+    pub fn load_all(path: &Path) -> Result<Vec<Cav>> {
+        let mut cavs: Vec<Cav> = tcav_core::store::read_json(&path.with_extension("json"))?;
+        let directions = tcav_core::matrix::read_safetensors(path, "cavs")?;
+        if directions.rows() != cavs.len() {
+            return Err(CavError::Config(format!(
+                "{} holds {} CAV directions for {} records: delete it so it is rebuilt",
+                path.display(),
+                directions.rows(),
+                cavs.len()
+            )));
+        }
+        for (cav, row) in cavs.iter_mut().zip(directions.iter_rows()) {
+            cav.direction = row.to_vec();
+        }
+        Ok(cavs)
+    }
 }
 
 /// Directional derivatives `S(x) = ∇ₐ h_k(a) · v`, one per gradient row.

@@ -281,6 +281,60 @@ fn relative_cavs_fit_against_a_union_of_other_concepts() {
 }
 
 #[test]
+fn a_relative_cav_points_toward_its_concept_and_swapping_the_sides_negates_it() {
+    // Concept A sits at +2 on axis 0, concept B at +2 on axis 1; a class
+    // whose gradient rewards axis 0 and penalises axis 1 must score A vs B
+    // at 1 and B vs A at 0.
+    let d = 12;
+    let a = cloud(24, &offset(d, 0, 2.0), 5);
+    let b = cloud(24, &offset(d, 1, 2.0), 6);
+    let mut g = vec![0.0f32; 7 * d];
+    for (k, v) in g.iter_mut().enumerate() {
+        *v = match k % d {
+            0 => 1.0,
+            1 => -1.0,
+            _ => 0.05 * ((k * 37 % 11) as f32 - 5.0),
+        };
+    }
+    let gradients = Matrix::new(7, d, g).unwrap();
+    for config in every_estimator() {
+        let ab = fit_cav(CavLabel { layer: "l", concept: "a", negative: "b" }, &a, &b, &config, 8).unwrap();
+        let ba = fit_cav(CavLabel { layer: "l", concept: "b", negative: "a" }, &b, &a, &config, 8).unwrap();
+        assert!(ab.direction[0] > 0.4 && ab.direction[1] < -0.4, "{}: {:?}", describe(&config), &ab.direction[..3]);
+        // The swapped fit uses its own rows (the seeded draws fall on the
+        // other side first), so it is the negation up to fitting noise.
+        let cosine = dot64(&ab.direction, &ba.direction);
+        assert!(cosine < -0.75, "{}: cosine {cosine}", describe(&config));
+        let (s_ab, s_ba) = (
+            tcav_score(&directional_derivatives(&gradients, &ab).unwrap()),
+            tcav_score(&directional_derivatives(&gradients, &ba).unwrap()),
+        );
+        assert_eq!((s_ab, s_ba), (1.0, 0.0), "{}", describe(&config));
+        // The exact negation scores 1 − score (no derivative is 0 here).
+        let negated = tcav_score(&directional_derivatives(&gradients, &ab.negated()).unwrap());
+        assert_eq!(negated, 1.0 - s_ab);
+    }
+}
+
+#[test]
+fn groups_of_cavs_round_trip_through_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cavs.safetensors");
+    let a = cloud(10, &offset(6, 0, 2.0), 1);
+    let b = cloud(10, &offset(6, 1, 2.0), 2);
+    let cavs: Vec<Cav> = (0..3)
+        .map(|seed| fit_cav(CavLabel { layer: "l", concept: "a", negative: "b" }, &a, &b, &CavConfig::default(), seed))
+        .collect::<Result<_>>()
+        .unwrap();
+    Cav::save_all(&cavs, &path).unwrap();
+    assert_eq!(Cav::load_all(&path).unwrap(), cavs, "bit-identical, records and directions");
+    let mut narrow = cavs[0].clone();
+    narrow.direction.pop();
+    let err = Cav::save_all(&[cavs[0].clone(), narrow], &path).unwrap_err().to_string();
+    assert!(err.contains("widths differ"), "{err}");
+}
+
+#[test]
 fn bad_inputs_are_errors_that_name_the_sets() {
     let a = cloud(1, &[0.0; 4], 1);
     let b = cloud(10, &[0.0; 4], 2);

@@ -197,7 +197,7 @@ pub fn run_experiment(config: &ExperimentConfig, paths: &Paths, device: tch::Dev
         },
         layers: tcav_config.layers.clone(),
         classes: sets.classes.iter().map(|s| s.to_string()).collect(),
-        concepts: sets.concepts.iter().map(|s| s.to_string()).collect(),
+        concepts: sets.concepts.iter().map(|s| s.to_string()).chain(tcav::relative_labels(tcav_config)).collect(),
         random_sets: sets.random_sets.iter().map(|s| s.to_string()).collect(),
         results: outcome.results,
         estimator: tcav_config.cav.estimator.name().to_string(),
