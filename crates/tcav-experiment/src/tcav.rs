@@ -6,6 +6,16 @@
 //! [`Baseline`] design; with the default, all pairs, one CAV is fitted per
 //! unordered pair of random sets and the reverse direction is that CAV
 //! negated, so `N(N−1)` baseline scores cost `N(N−1)/2` fits.
+//!
+//! Relative tests (`tcav.relative`, concept A vs concept B or vs the union
+//! of the other concepts) have N runs too: run `j` fits (A vs B) with its
+//! own seed. They are tested against the random-vs-random pairs of the
+//! baseline (docs/STATISTICS.md).
+//!
+//! Cost: CAVs are stored in groups (a concept's CAVs, the baseline's, a
+//! relative test's), one store artifact each; a layer's activations are
+//! read once for all fits (up to [`SHARED_ACTIVATIONS_LIMIT`]); each CAV's
+//! directional derivatives are computed once per class, in parallel.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
