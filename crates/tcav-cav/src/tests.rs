@@ -335,6 +335,60 @@ fn groups_of_cavs_round_trip_through_one_file() {
 }
 
 #[test]
+fn shared_gram_matrices_give_bit_identical_cavs() {
+    let (d, label) = (40, label());
+    let concept = cloud(30, &offset(d, 3, 1.0), 1);
+    let negative = cloud(26, &vec![0.0; d], 2);
+    let (gc, gn) = (Gram::of(&concept), Gram::of(&negative));
+    assert_eq!(gc.len(), 30);
+    for config in every_estimator() {
+        for seed in 0..3 {
+            let alone = fit_cav(label, &concept, &negative, &config, seed).unwrap();
+            let shared = fit_cav_shared(
+                label,
+                Rows { rows: &concept, gram: Some(&gc) },
+                Rows { rows: &negative, gram: Some(&gn) },
+                &config,
+                seed,
+            )
+            .unwrap();
+            assert_eq!(alone, shared, "{} seed {seed}", describe(&config));
+        }
+    }
+    let err = fit_cav_shared(
+        label,
+        Rows { rows: &concept, gram: Some(&gn) },
+        Rows { rows: &negative, gram: None },
+        &CavConfig::default(),
+        0,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`striped`") && err.contains("26 rows"), "{err}");
+}
+
+#[test]
+fn the_block_assembled_dual_kernel_matches_the_kernel_from_scratch() {
+    // The blocks path (OUTPUT_VERSION 2) against the solver fed the Gram
+    // matrix of the stacked fitting rows (version 1): equal up to rounding.
+    let d = 300;
+    let concept = cloud(20, &offset(d, 0, 0.5), 3);
+    let negative = cloud(20, &vec![0.0; d], 4);
+    let fit_rows: Vec<(bool, usize)> =
+        (0..16).flat_map(|i| [(true, (i * 7) % 20), (false, (i * 3 + 1) % 20)]).collect();
+    let config = LogisticConfig::default();
+    let blocks = dual_from_blocks(&concept, None, &negative, None, &fit_rows, &config).unwrap();
+    let (x, is_concept) = stack(&concept, &negative, &fit_rows);
+    let scratch = logistic::fit_dual(&x, &is_concept, &config).unwrap();
+    let norm = |w: &[f64]| w.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let cosine: f64 = blocks.weights.iter().zip(&scratch.weights).map(|(a, b)| a * b).sum::<f64>()
+        / (norm(&blocks.weights) * norm(&scratch.weights));
+    assert!(1.0 - cosine < 1e-12, "cosine distance {}", 1.0 - cosine);
+    assert!((blocks.intercept - scratch.intercept).abs() < 1e-9, "{} vs {}", blocks.intercept, scratch.intercept);
+    assert_eq!(blocks.iterations, scratch.iterations);
+}
+
+#[test]
 fn bad_inputs_are_errors_that_name_the_sets() {
     let a = cloud(1, &[0.0; 4], 1);
     let b = cloud(10, &[0.0; 4], 2);

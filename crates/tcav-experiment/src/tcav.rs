@@ -23,7 +23,9 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use serde::Serialize;
 use tcav_activations::{ACTIVATIONS, ActivationCache, ImageRef, read_rows};
-use tcav_cav::{Cav, CavLabel, directional_derivatives, fit_cav, is_reliable, tcav_magnitude, tcav_score};
+use tcav_cav::{
+    Cav, CavLabel, Gram, Rows, directional_derivatives, fit_cav_shared, is_reliable, tcav_magnitude, tcav_score,
+};
 use tcav_core::store::{ArtifactKey, ArtifactStore, KeyBuilder};
 use tcav_core::{Matrix, SetName, Split, seed};
 use tcav_model::BottleneckModel;
@@ -489,15 +491,31 @@ fn fitted_groups(
             files.insert(set, cache.activation_files(layer, images, &format!("set `{set}`"))?);
         }
         let shared = shared_activations(&files)?;
-        let side = |names: &[SetName]| -> Result<std::borrow::Cow<'_, Matrix>> {
+        // The union of other concepts is the same in every run of a
+        // relative test: stacked, and its Gram matrix computed, once.
+        let mut unions: BTreeMap<&str, (Matrix, Gram)> = BTreeMap::new();
+        if let Some(shared) = &shared {
+            for &g in &missing {
+                for fit in groups[g].iter().filter(|f| f.negatives.len() > 1) {
+                    if !unions.contains_key(fit.negative_name.as_str()) {
+                        let parts: Vec<&Matrix> = fit.negatives.iter().map(|n| &shared[n].0).collect();
+                        let union = tcav_cav::stack_rows(&parts)?;
+                        let gram = Gram::of(&union);
+                        unions.insert(fit.negative_name.as_str(), (union, gram));
+                    }
+                }
+            }
+        }
+        let side = |names: &[SetName], name: &str| -> Result<(std::borrow::Cow<'_, Matrix>, Option<&Gram>)> {
             Ok(match (&shared, names) {
-                (Some(shared), [one]) => std::borrow::Cow::Borrowed(&shared[one]),
-                (Some(shared), union) => std::borrow::Cow::Owned(tcav_cav::stack_rows(
-                    &union.iter().map(|n| &shared[n]).collect::<Vec<_>>(),
-                )?),
+                (Some(shared), [one]) => (std::borrow::Cow::Borrowed(&shared[one].0), Some(&shared[one].1)),
+                (Some(_), _) => {
+                    let (union, gram) = &unions[name];
+                    (std::borrow::Cow::Borrowed(union), Some(gram))
+                }
                 (None, names) => {
                     let paths: Vec<PathBuf> = names.iter().flat_map(|n| files[n].iter().cloned()).collect();
-                    std::borrow::Cow::Owned(read_rows(&paths, ACTIVATIONS)?)
+                    (std::borrow::Cow::Owned(read_rows(&paths, ACTIVATIONS)?), None)
                 }
             })
         };
@@ -508,9 +526,11 @@ fn fitted_groups(
             .map(|&(g, i)| {
                 let fit = &groups[g][i];
                 let label = CavLabel { layer, concept: fit.positive.as_str(), negative: &fit.negative_name };
-                let positive = side(std::slice::from_ref(&fit.positive))?;
-                let negative = side(&fit.negatives)?;
-                Ok(fit_cav(label, &positive, &negative, &config.cav, keyed[g][i].0)?)
+                let (positive, positive_gram) = side(std::slice::from_ref(&fit.positive), fit.positive.as_str())?;
+                let (negative, negative_gram) = side(&fit.negatives, &fit.negative_name)?;
+                let positive = Rows { rows: &positive, gram: positive_gram };
+                let negative = Rows { rows: &negative, gram: negative_gram };
+                Ok(fit_cav_shared(label, positive, negative, &config.cav, keyed[g][i].0)?)
             })
             .collect::<Result<_>>()?;
         for &g in missing.iter().rev() {
@@ -544,9 +564,11 @@ fn fitted_groups(
         .collect()
 }
 
-/// Every set's activations of one layer, each read once, or `None` when
-/// they would take more than [`SHARED_ACTIVATIONS_LIMIT`] bytes.
-fn shared_activations(files: &BTreeMap<&SetName, Vec<PathBuf>>) -> Result<Option<BTreeMap<SetName, Matrix>>> {
+/// Every set's activations of one layer, each read once, with their Gram
+/// matrices, or `None` when they would take more than
+/// [`SHARED_ACTIVATIONS_LIMIT`] bytes.
+#[allow(clippy::type_complexity, reason = "a plain map of plain pairs")]
+fn shared_activations(files: &BTreeMap<&SetName, Vec<PathBuf>>) -> Result<Option<BTreeMap<SetName, (Matrix, Gram)>>> {
     let Some(first) = files.values().find_map(|f| f.first()) else { return Ok(Some(BTreeMap::new())) };
     let width = tcav_core::matrix::read_safetensors(first, ACTIVATIONS)?.cols();
     let rows: usize = files.values().map(Vec::len).sum();
@@ -555,7 +577,14 @@ fn shared_activations(files: &BTreeMap<&SetName, Vec<PathBuf>>) -> Result<Option
         return Ok(None);
     }
     let sets: Vec<(&SetName, &Vec<PathBuf>)> = files.iter().map(|(s, f)| (*s, f)).collect();
-    let matrices: Vec<Matrix> = sets.par_iter().map(|(_, f)| read_rows(f, ACTIVATIONS)).collect::<Result<_, _>>()?;
+    let matrices: Vec<(Matrix, Gram)> = sets
+        .par_iter()
+        .map(|(_, f)| {
+            let m = read_rows(f, ACTIVATIONS)?;
+            let gram = Gram::of(&m);
+            Ok((m, gram))
+        })
+        .collect::<Result<_>>()?;
     Ok(Some(sets.into_iter().map(|(s, _)| s.clone()).zip(matrices).collect()))
 }
 
