@@ -355,9 +355,81 @@ fn null_calibration_concepts_that_are_random_sets() {
     );
 }
 
+/// Null calibration of relative TCAV, activations only: concepts A, B and
+/// C are random sets drawn like the 10 random sets. `A vs B` (10 runs of
+/// seeded subsamples) and `A vs others` (the union of B and C) are tested
+/// against the all-pairs random baseline with k = 10 units, as the
+/// orchestrator does; neither may reject more often than α allows.
+#[test]
+fn null_calibration_of_relative_tcav() {
+    use rand::{Rng, SeedableRng};
+    use rayon::prelude::*;
+
+    const EXPERIMENTS: usize = 300;
+    const RANDOM_SETS: usize = 10;
+    const ALPHA: f64 = 0.05;
+    let (width, images, class_images) = (32, 20, 30);
+    fn normal(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
+        let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+    let set = |rng: &mut rand_chacha::ChaCha8Rng| {
+        let offset: Vec<f64> = (0..width).map(|_| 0.3 * normal(rng)).collect();
+        let data = (0..images * width).map(|k| (offset[k % width] + normal(rng)) as f32).collect();
+        tcav_core::Matrix::new(images, width, data).unwrap()
+    };
+    let rejections: Vec<(bool, bool)> = (0..EXPERIMENTS)
+        .into_par_iter()
+        .map(|experiment| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(10_000 + experiment as u64);
+            let direction: Vec<f64> = (0..width).map(|_| normal(&mut rng)).collect();
+            let data = (0..class_images * width).map(|k| (direction[k % width] + normal(&mut rng)) as f32).collect();
+            let gradients = tcav_core::Matrix::new(class_images, width, data).unwrap();
+            let random: Vec<_> = (0..RANDOM_SETS).map(|_| set(&mut rng)).collect();
+            let (a, b, c) = (set(&mut rng), set(&mut rng), set(&mut rng));
+            let label = CavLabel { layer: "l", concept: "a", negative: "b" };
+            let mean_derivative = |p: &tcav_core::Matrix, n: &tcav_core::Matrix, seed: u64| {
+                let d =
+                    directional_derivatives(&gradients, &fit_cav(label, p, n, &CavConfig::default(), seed).unwrap())
+                        .unwrap();
+                d.iter().sum::<f64>() / d.len() as f64
+            };
+            let mut pairs = Vec::new();
+            for i in 0..RANDOM_SETS {
+                for j in i + 1..RANDOM_SETS {
+                    let m = mean_derivative(&random[i], &random[j], (i * 100 + j) as u64);
+                    pairs.extend([m, -m]);
+                }
+            }
+            let union = tcav_cav::stack_rows(&[&b, &c]).unwrap();
+            let p = |negative: &tcav_core::Matrix, salt: u64| {
+                let runs: Vec<f64> = (0..RANDOM_SETS).map(|j| mean_derivative(&a, negative, salt + j as u64)).collect();
+                let value = runs.iter().sum::<f64>() / runs.len() as f64;
+                tcav_stats::unit_ttest_dependent(value, &pairs, RANDOM_SETS).unwrap().p_value
+            };
+            (p(&b, 5000) <= ALPHA, p(&union, 6000) <= ALPHA)
+        })
+        .collect();
+    let rate = |hits: usize| hits as f64 / EXPERIMENTS as f64;
+    let pair_rate = rate(rejections.iter().filter(|r| r.0).count());
+    let union_rate = rate(rejections.iter().filter(|r| r.1).count());
+    let tolerance = 3.0 * (ALPHA * (1.0 - ALPHA) / EXPERIMENTS as f64).sqrt();
+    assert!(pair_rate <= ALPHA + tolerance, "A vs B rejects {pair_rate}");
+    assert!(union_rate <= ALPHA + tolerance, "A vs others rejects {union_rate}");
+    eprintln!("relative null calibration: A vs B {pair_rate:.3}, A vs others {union_rate:.3} (alpha {ALPHA})");
+}
+
 /// Ground truth (issue 4): a shipped ground-truth config, shrunk for CI
 /// (fewer and smaller images, fewer random sets), run in its own store.
 fn ground_truth(name: &str, work: &Path) -> tcav_experiment::RunOutcome {
+    ground_truth_with(name, work, |_| {})
+}
+
+fn ground_truth_with(
+    name: &str,
+    work: &Path,
+    tweak: impl FnOnce(&mut ExperimentConfig),
+) -> tcav_experiment::RunOutcome {
     let mut config = ExperimentConfig::load(&repo_root().join(format!("datasets/ground-truth/{name}.toml"))).unwrap();
     let tcav_experiment::DataConfig::Builtin { generator } = &mut config.data else {
         panic!("{name}: built-in data expected")
@@ -368,6 +440,7 @@ fn ground_truth(name: &str, work: &Path) -> tcav_experiment::RunOutcome {
     generator.random_sets = 12 + config.tcav.random_sets_as_concepts;
     generator.random_set_images = 24;
     config.preprocess.size = 48;
+    tweak(&mut config);
     let paths = Paths { store: work.join("store"), runs: work.join("runs") };
     run_experiment(&config, &paths, Device::Cpu).unwrap()
 }
@@ -417,6 +490,41 @@ fn ground_truth_caption_scores_follow_the_measured_reliance() {
     // 0.8 is one adjacent swap; allow for rounding in the rank arithmetic.
     assert!(rho >= 0.8 - 1e-9, "Spearman {rho}: drops {drops:?}, own-caption t {strengths:?}");
     assert!(drops[3] > drops[0] + 0.2, "the model must rely on a caption that always agrees: {drops:?}");
+}
+
+/// Relative TCAV on the colour ground truth: for the red family, moving
+/// from blue toward red raises its logit (`red vs blue` above the random
+/// pairs) and the swapped test says the opposite, at every layer.
+#[test]
+fn relative_tcav_red_vs_blue_is_above_for_the_red_family_and_blue_vs_red_below() {
+    use tcav_experiment::config::RelativeTest;
+    let work = temp_dir();
+    let outcome = ground_truth_with("colour", work.path(), |config| {
+        config.measure_reliance.clear();
+        config.tcav.relative = [("red", "blue"), ("blue", "red"), ("red", "others")]
+            .map(|(concept, against)| RelativeTest { concept: concept.into(), against: against.into() })
+            .to_vec();
+    });
+    let red_family = tcav_datagen::families().iter().find(|f| f.colour_concept == "red").unwrap();
+    let report = &outcome.report;
+    assert!(report.concepts.iter().any(|c| c == "red vs others"), "{:?}", report.concepts);
+    for layer in &report.layers {
+        let row = |concept: &str| {
+            report
+                .results
+                .iter()
+                .find(|r| r.class == red_family.name && &r.layer == layer && r.concept == concept)
+                .unwrap()
+        };
+        let (red_blue, blue_red) = (row("red vs blue"), row("blue vs red"));
+        assert_eq!(red_blue.verdict, Verdict::Above, "{layer}: {red_blue:?}");
+        assert_eq!(blue_red.verdict, Verdict::Below, "{layer}: {blue_red:?}");
+        assert_eq!(red_blue.scores.len(), report.random_sets.len(), "one run per random set");
+        // Swapping the sides complements the score (up to fitting noise:
+        // each run fits its own subsample).
+        assert!((red_blue.mean + blue_red.mean - 1.0).abs() < 0.1, "{} + {}", red_blue.mean, blue_red.mean);
+        assert!(row("red vs others").mean > 0.5, "{:?}", row("red vs others"));
+    }
 }
 
 #[test]

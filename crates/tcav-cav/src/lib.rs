@@ -52,7 +52,7 @@ pub use config::{CavConfig, Estimator, LogisticConfig, SgdHingeConfig, Solver};
 
 /// The version of what this stage stores. Cache keys include it: bump it
 /// whenever a change here changes fitted CAVs or their saved records.
-pub const OUTPUT_VERSION: u32 = 1;
+pub const OUTPUT_VERSION: u32 = 2;
 
 /// The mean held-out accuracy below which [`is_reliable`] should call a
 /// concept's CAVs unreliable, unless the experiment sets its own threshold.
@@ -181,7 +181,74 @@ pub(crate) struct Boundary {
 /// side is positive (linfa-logistic 0.8.1 may return the opposite sign; it
 /// is checked and flipped) and scaled to unit length.
 pub fn fit_cav(label: CavLabel<'_>, concept: &Matrix, negative: &Matrix, config: &CavConfig, seed: u64) -> Result<Cav> {
+    fit_cav_shared(label, Rows { rows: concept, gram: None }, Rows { rows: negative, gram: None }, config, seed)
+}
+
+/// The Gram matrix `XXᵀ` of a set's activation rows, in `f64`: every inner
+/// product the dual logistic solver needs between two rows of the set.
+/// Computed once per set and layer, it is shared by every CAV fitted on
+/// that set (see [`fit_cav_shared`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gram {
+    values: Array2<f64>,
+}
+
+impl Gram {
+    /// The Gram matrix of all of `rows`.
+    pub fn of(rows: &Matrix) -> Gram {
+        let all: Vec<usize> = (0..rows.rows()).collect();
+        let x = to_f64(rows, &all);
+        Gram { values: x.dot(&x.t()) }
+    }
+
+    /// How many rows it covers.
+    pub fn len(&self) -> usize {
+        self.values.nrows()
+    }
+
+    /// Whether it covers no rows.
+    pub fn is_empty(&self) -> bool {
+        self.values.nrows() == 0
+    }
+}
+
+/// One side of a CAV: its activation rows and, if already computed, their
+/// [`Gram`] matrix.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a> {
+    /// Activations, one row per image.
+    pub rows: &'a Matrix,
+    /// `Gram::of(rows)`, when the caller has it; computed here otherwise.
+    pub gram: Option<&'a Gram>,
+}
+
+/// [`fit_cav`] with each side's [`Gram`] matrix given when the caller
+/// computed it once for many CAVs; only the dual logistic solver uses it.
+/// The result is bit-identical to [`fit_cav`]'s (which computes the same
+/// Gram matrices itself): the dual solver assembles its kernel from the two
+/// sides' Gram matrices and the cross products of the fitting rows, a
+/// quarter of the inner products of computing it from scratch.
+pub fn fit_cav_shared(
+    label: CavLabel<'_>,
+    concept: Rows<'_>,
+    negative: Rows<'_>,
+    config: &CavConfig,
+    seed: u64,
+) -> Result<Cav> {
+    let (concept_gram, negative_gram) = (concept.gram, negative.gram);
+    let (concept, negative) = (concept.rows, negative.rows);
     config.validate()?;
+    for (side, m, gram) in [(label.concept, concept, concept_gram), (label.negative, negative, negative_gram)] {
+        if let Some(gram) = gram
+            && gram.len() != m.rows()
+        {
+            return Err(CavError::Config(format!(
+                "the Gram matrix given for set `{side}` covers {} rows, the set has {}",
+                gram.len(),
+                m.rows()
+            )));
+        }
+    }
     if concept.cols() != negative.cols() {
         return Err(CavError::Width {
             what: format!("CAV {} vs {} at layer `{}`", label.concept, label.negative, label.layer),
@@ -227,17 +294,23 @@ pub fn fit_cav(label: CavLabel<'_>, concept: &Matrix, negative: &Matrix, config:
     let mut fit_rows: Vec<(bool, usize)> =
         concept_fit.iter().map(|&i| (true, i)).chain(negative_fit.iter().map(|&i| (false, i))).collect();
     fit_rows.shuffle(&mut rng);
-    let (x, is_concept) = stack(concept, negative, &fit_rows);
     let boundary = match &config.estimator {
-        Estimator::Logistic(c) => match c.solver {
-            Solver::Primal => logistic::fit_primal(&x, &is_concept, c),
-            Solver::Dual => logistic::fit_dual(&x, &is_concept, c),
-        },
-        // A seed of its own, so the shuffles do not depend on how many
-        // draws the split above took.
-        Estimator::SgdHinge(c) => sgd::fit(&x, &is_concept, c, tcav_core::seed::derive(seed, "sgd-hinge/shuffle")),
-        Estimator::MeanDifference {} => means::mean_difference(&x, &is_concept),
-        Estimator::Pattern {} => means::pattern(&x, &is_concept),
+        Estimator::Logistic(c) if c.solver == Solver::Dual => {
+            dual_from_blocks(concept, concept_gram, negative, negative_gram, &fit_rows, c)
+        }
+        estimator => {
+            let (x, is_concept) = stack(concept, negative, &fit_rows);
+            match estimator {
+                Estimator::Logistic(c) => logistic::fit_primal(&x, &is_concept, c),
+                // A seed of its own, so the shuffles do not depend on how
+                // many draws the split above took.
+                Estimator::SgdHinge(c) => {
+                    sgd::fit(&x, &is_concept, c, tcav_core::seed::derive(seed, "sgd-hinge/shuffle"))
+                }
+                Estimator::MeanDifference {} => means::mean_difference(&x, &is_concept),
+                Estimator::Pattern {} => means::pattern(&x, &is_concept),
+            }
+        }
     }
     .map_err(fit_error)?;
 
@@ -277,6 +350,59 @@ pub fn fit_cav(label: CavLabel<'_>, concept: &Matrix, negative: &Matrix, config:
         seed,
         iterations: boundary.iterations,
     })
+}
+
+/// The dual logistic fit with its kernel assembled from blocks: the two
+/// sides' Gram matrices (given, or computed over each whole side) and the
+/// cross products between the fitting rows of the two sides. The weights
+/// are `Σ βᵣ xᵣ`, accumulated row by row.
+fn dual_from_blocks(
+    concept: &Matrix,
+    concept_gram: Option<&Gram>,
+    negative: &Matrix,
+    negative_gram: Option<&Gram>,
+    fit_rows: &[(bool, usize)],
+    config: &LogisticConfig,
+) -> Result<Boundary, String> {
+    let own = |m: &Matrix, given: Option<&Gram>| if given.is_some() { None } else { Some(Gram::of(m)) };
+    let (own_concept, own_negative) = (own(concept, concept_gram), own(negative, negative_gram));
+    let (gc, gn) = match (concept_gram.or(own_concept.as_ref()), negative_gram.or(own_negative.as_ref())) {
+        (Some(c), Some(n)) => (&c.values, &n.values),
+        _ => return Err("internal: a Gram matrix is missing".into()),
+    };
+    // Position of each fitting row within its side's fitting rows.
+    let mut slot = Vec::with_capacity(fit_rows.len());
+    let (mut concept_rows, mut negative_rows) = (Vec::new(), Vec::new());
+    for &(from_concept, i) in fit_rows {
+        let side = if from_concept { &mut concept_rows } else { &mut negative_rows };
+        slot.push(side.len());
+        side.push(i);
+    }
+    let cross = to_f64(concept, &concept_rows).dot(&to_f64(negative, &negative_rows).t());
+    let n = fit_rows.len();
+    let kernel = Array2::from_shape_fn((n, n), |(r, s)| match (fit_rows[r], fit_rows[s]) {
+        ((true, i), (true, j)) => gc[[i, j]],
+        ((false, i), (false, j)) => gn[[i, j]],
+        ((true, _), (false, _)) => cross[[slot[r], slot[s]]],
+        ((false, _), (true, _)) => cross[[slot[s], slot[r]]],
+    });
+    let is_concept: Vec<bool> = fit_rows.iter().map(|&(c, _)| c).collect();
+    let (beta, intercept, steps) = logistic::fit_dual_gram(&kernel, &is_concept, config)?;
+    let mut weights = vec![0.0f64; concept.cols()];
+    for (&(from_concept, i), &b) in fit_rows.iter().zip(&beta) {
+        let row = if from_concept { concept.row(i) } else { negative.row(i) };
+        weights.iter_mut().zip(row).for_each(|(w, &x)| *w += b * f64::from(x));
+    }
+    Ok(Boundary { weights, intercept, iterations: Some(steps) })
+}
+
+/// The given rows of `m`, in that order, as `f64`.
+fn to_f64(m: &Matrix, rows: &[usize]) -> Array2<f64> {
+    let mut x = Array2::<f64>::zeros((rows.len(), m.cols()));
+    for (r, &i) in rows.iter().enumerate() {
+        x.row_mut(r).iter_mut().zip(m.row(i)).for_each(|(dst, &v)| *dst = f64::from(v));
+    }
+    x
 }
 
 fn stack(concept: &Matrix, negative: &Matrix, rows: &[(bool, usize)]) -> (Array2<f64>, Vec<bool>) {
@@ -365,6 +491,49 @@ impl Cav {
         let mut cav: Cav = tcav_core::store::read_json(&path.with_extension("json"))?;
         cav.direction = tcav_core::matrix::read_safetensors(path, "cav")?.into_vec();
         Ok(cav)
+    }
+
+    /// Saves several CAVs of one layer in one file: tensor `cavs`, one row
+    /// per CAV, and a `.json` twin listing their records in the same order.
+    /// One file instead of one per CAV: creating files dominated the cost
+    /// of fitting thousands of small CAVs.
+    pub fn save_all(cavs: &[Cav], path: &Path) -> Result<()> {
+        let width = cavs.first().map_or(0, |c| c.direction.len());
+        let mut data = Vec::with_capacity(cavs.len() * width);
+        for cav in cavs {
+            if cav.direction.len() != width {
+                return Err(CavError::Width {
+                    what: format!("saving CAV {} vs {} with others", cav.concept, cav.negative),
+                    left: cav.direction.len(),
+                    right: width,
+                });
+            }
+            data.extend_from_slice(&cav.direction);
+        }
+        let matrix = Matrix::new(cavs.len(), width, data)
+            .ok_or_else(|| CavError::Config("CAV directions do not fill a matrix".into()))?;
+        let meta = HashMap::from([("count".to_string(), cavs.len().to_string())]);
+        tcav_core::matrix::write_safetensors(path, &[("cavs", &matrix)], meta)?;
+        tcav_core::store::write_json(&path.with_extension("json"), cavs)?;
+        Ok(())
+    }
+
+    /// Loads CAVs saved by [`Cav::save_all`], in their saved order.
+    pub fn load_all(path: &Path) -> Result<Vec<Cav>> {
+        let mut cavs: Vec<Cav> = tcav_core::store::read_json(&path.with_extension("json"))?;
+        let directions = tcav_core::matrix::read_safetensors(path, "cavs")?;
+        if directions.rows() != cavs.len() {
+            return Err(CavError::Config(format!(
+                "{} holds {} CAV directions for {} records: delete it so it is rebuilt",
+                path.display(),
+                directions.rows(),
+                cavs.len()
+            )));
+        }
+        for (cav, row) in cavs.iter_mut().zip(directions.iter_rows()) {
+            cav.direction = row.to_vec();
+        }
+        Ok(cavs)
     }
 }
 

@@ -52,13 +52,28 @@ pub(crate) fn fit_primal(x: &Array2<f64>, is_concept: &[bool], config: &Logistic
 /// which is well conditioned even when `K` is singular (more rows than
 /// activation values, or duplicate rows). A backtracking line search on the
 /// true objective makes every step a descent step.
+#[cfg(test)]
 pub(crate) fn fit_dual(x: &Array2<f64>, is_concept: &[bool], config: &LogisticConfig) -> Result<Boundary, String> {
-    let n = x.nrows();
-    let alpha = config.alpha;
     let gram = x.dot(&x.t());
+    let (beta, intercept, steps) = fit_dual_gram(&gram, is_concept, config)?;
+    let weights = x.t().dot(&Array1::from(beta)).to_vec();
+    Ok(Boundary { weights, intercept, iterations: Some(steps) })
+}
+
+/// [`fit_dual`] from the Gram matrix `K = XXᵀ` of the fitting rows alone:
+/// returns the dual coefficients `β` (the weights are `w = Xᵀβ`), the
+/// intercept and the Newton steps taken. The caller can then assemble `K`
+/// from blocks computed once for many fits.
+pub(crate) fn fit_dual_gram(
+    gram: &Array2<f64>,
+    is_concept: &[bool],
+    config: &LogisticConfig,
+) -> Result<(Vec<f64>, f64, u64), String> {
+    let n = gram.nrows();
+    let alpha = config.alpha;
     let target: Vec<f64> = is_concept.iter().map(|&c| if c { 1.0 } else { 0.0 }).collect();
 
-    let margins = |beta: &[f64], b: f64| -> Vec<f64> { mat_vec(&gram, beta).into_iter().map(|z| z + b).collect() };
+    let margins = |beta: &[f64], b: f64| -> Vec<f64> { mat_vec(gram, beta).into_iter().map(|z| z + b).collect() };
     // The objective from margins z = Kβ + b: βᵀKβ = βᵀ(z − b).
     let objective = |beta: &[f64], b: f64, z: &[f64]| -> f64 {
         let loss: f64 = z.iter().zip(&target).map(|(&z, &t)| softplus(if t > 0.5 { -z } else { z })).sum();
@@ -71,14 +86,14 @@ pub(crate) fn fit_dual(x: &Array2<f64>, is_concept: &[bool], config: &LogisticCo
     let mut z = margins(&beta, b);
     let mut f = objective(&beta, b, &z);
     let mut converged = false;
-    let mut steps = 0;
+    let mut steps: u64 = 0;
     while steps < config.max_iterations {
         let p: Vec<f64> = z.iter().map(|&z| sigmoid(z)).collect();
         let g: Vec<f64> = p.iter().zip(&target).map(|(p, t)| p - t).collect();
         let d: Vec<f64> = p.iter().map(|p| p * (1.0 - p)).collect();
         // ∇_w = Xᵀu with u = g + alpha·β, so ‖∇_w‖² = uᵀKu; ∇_b = Σg.
         let u: Vec<f64> = g.iter().zip(&beta).map(|(g, beta)| g + alpha * beta).collect();
-        let ku = mat_vec(&gram, &u);
+        let ku = mat_vec(gram, &u);
         let grad_b: f64 = g.iter().sum();
         let grad_w2 = dot(&u, &ku).max(0.0);
         if (grad_w2 + grad_b * grad_b).sqrt() <= config.gradient_tolerance {
@@ -137,8 +152,7 @@ pub(crate) fn fit_dual(x: &Array2<f64>, is_concept: &[bool], config: &LogisticCo
             "dual logistic solver stopped at max_iterations before the gradient tolerance was met"
         );
     }
-    let weights = x.t().dot(&Array1::from(beta)).to_vec();
-    Ok(Boundary { weights, intercept: b, iterations: Some(steps) })
+    Ok((beta, b, steps))
 }
 
 fn mat_vec(m: &Array2<f64>, v: &[f64]) -> Vec<f64> {

@@ -281,6 +281,114 @@ fn relative_cavs_fit_against_a_union_of_other_concepts() {
 }
 
 #[test]
+fn a_relative_cav_points_toward_its_concept_and_swapping_the_sides_negates_it() {
+    // Concept A sits at +2 on axis 0, concept B at +2 on axis 1; a class
+    // whose gradient rewards axis 0 and penalises axis 1 must score A vs B
+    // at 1 and B vs A at 0.
+    let d = 12;
+    let a = cloud(24, &offset(d, 0, 2.0), 5);
+    let b = cloud(24, &offset(d, 1, 2.0), 6);
+    let mut g = vec![0.0f32; 7 * d];
+    for (k, v) in g.iter_mut().enumerate() {
+        *v = match k % d {
+            0 => 1.0,
+            1 => -1.0,
+            _ => 0.05 * ((k * 37 % 11) as f32 - 5.0),
+        };
+    }
+    let gradients = Matrix::new(7, d, g).unwrap();
+    for config in every_estimator() {
+        let ab = fit_cav(CavLabel { layer: "l", concept: "a", negative: "b" }, &a, &b, &config, 8).unwrap();
+        let ba = fit_cav(CavLabel { layer: "l", concept: "b", negative: "a" }, &b, &a, &config, 8).unwrap();
+        assert!(ab.direction[0] > 0.4 && ab.direction[1] < -0.4, "{}: {:?}", describe(&config), &ab.direction[..3]);
+        // The swapped fit uses its own rows (the seeded draws fall on the
+        // other side first), so it is the negation up to fitting noise.
+        let cosine = dot64(&ab.direction, &ba.direction);
+        assert!(cosine < -0.75, "{}: cosine {cosine}", describe(&config));
+        let (s_ab, s_ba) = (
+            tcav_score(&directional_derivatives(&gradients, &ab).unwrap()),
+            tcav_score(&directional_derivatives(&gradients, &ba).unwrap()),
+        );
+        assert_eq!((s_ab, s_ba), (1.0, 0.0), "{}", describe(&config));
+        // The exact negation scores 1 − score (no derivative is 0 here).
+        let negated = tcav_score(&directional_derivatives(&gradients, &ab.negated()).unwrap());
+        assert_eq!(negated, 1.0 - s_ab);
+    }
+}
+
+#[test]
+fn groups_of_cavs_round_trip_through_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cavs.safetensors");
+    let a = cloud(10, &offset(6, 0, 2.0), 1);
+    let b = cloud(10, &offset(6, 1, 2.0), 2);
+    let cavs: Vec<Cav> = (0..3)
+        .map(|seed| fit_cav(CavLabel { layer: "l", concept: "a", negative: "b" }, &a, &b, &CavConfig::default(), seed))
+        .collect::<Result<_>>()
+        .unwrap();
+    Cav::save_all(&cavs, &path).unwrap();
+    assert_eq!(Cav::load_all(&path).unwrap(), cavs, "bit-identical, records and directions");
+    let mut narrow = cavs[0].clone();
+    narrow.direction.pop();
+    let err = Cav::save_all(&[cavs[0].clone(), narrow], &path).unwrap_err().to_string();
+    assert!(err.contains("widths differ"), "{err}");
+}
+
+#[test]
+fn shared_gram_matrices_give_bit_identical_cavs() {
+    let (d, label) = (40, label());
+    let concept = cloud(30, &offset(d, 3, 1.0), 1);
+    let negative = cloud(26, &vec![0.0; d], 2);
+    let (gc, gn) = (Gram::of(&concept), Gram::of(&negative));
+    assert_eq!(gc.len(), 30);
+    for config in every_estimator() {
+        for seed in 0..3 {
+            let alone = fit_cav(label, &concept, &negative, &config, seed).unwrap();
+            let shared = fit_cav_shared(
+                label,
+                Rows { rows: &concept, gram: Some(&gc) },
+                Rows { rows: &negative, gram: Some(&gn) },
+                &config,
+                seed,
+            )
+            .unwrap();
+            assert_eq!(alone, shared, "{} seed {seed}", describe(&config));
+        }
+    }
+    let err = fit_cav_shared(
+        label,
+        Rows { rows: &concept, gram: Some(&gn) },
+        Rows { rows: &negative, gram: None },
+        &CavConfig::default(),
+        0,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`striped`") && err.contains("26 rows"), "{err}");
+}
+
+#[test]
+fn the_block_assembled_dual_kernel_matches_the_kernel_from_scratch() {
+    // The blocks path (OUTPUT_VERSION 2) against the solver fed the Gram
+    // matrix of the stacked fitting rows (version 1): equal up to rounding.
+    let d = 300;
+    let concept = cloud(20, &offset(d, 0, 0.5), 3);
+    let negative = cloud(20, &vec![0.0; d], 4);
+    let fit_rows: Vec<(bool, usize)> =
+        (0..16).flat_map(|i| [(true, (i * 7) % 20), (false, (i * 3 + 1) % 20)]).collect();
+    let config = LogisticConfig::default();
+    let blocks = dual_from_blocks(&concept, None, &negative, None, &fit_rows, &config).unwrap();
+    let (x, is_concept) = stack(&concept, &negative, &fit_rows);
+    let scratch = logistic::fit_dual(&x, &is_concept, &config).unwrap();
+    let norm = |w: &[f64]| w.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let cosine: f64 = blocks.weights.iter().zip(&scratch.weights).map(|(a, b)| a * b).sum::<f64>()
+        / (norm(&blocks.weights) * norm(&scratch.weights));
+    assert!(1.0 - cosine < 1e-12, "cosine distance {}", 1.0 - cosine);
+    assert!((blocks.intercept - scratch.intercept).abs() < 1e-9, "{} vs {}", blocks.intercept, scratch.intercept);
+    assert_eq!(blocks.iterations, scratch.iterations);
+}
+
+#[test]
 fn bad_inputs_are_errors_that_name_the_sets() {
     let a = cloud(1, &[0.0; 4], 1);
     let b = cloud(10, &[0.0; 4], 2);

@@ -101,6 +101,35 @@ pub struct TcavConfig {
     /// Mean held-out CAV accuracy below which a concept is flagged as
     /// unreliable and no significance is claimed for it.
     pub accuracy_threshold: f64,
+    /// Relative TCAV: concepts scored against another concept, or against
+    /// the union of the other concepts, instead of against random sets, e.g.
+    /// `relative = [{ concept = "red", against = "blue" }, { concept = "red", against = "others" }]`.
+    /// Each gets one result row (`red vs blue`) with as many runs as there
+    /// are random runs, tested against the random-vs-random baseline; see
+    /// docs/STATISTICS.md. Empty by default.
+    pub relative: Vec<RelativeTest>,
+}
+
+/// One relative TCAV test: CAVs of `concept` against `against`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelativeTest {
+    /// The concept the CAVs point toward.
+    pub concept: String,
+    /// The concept on the negative side, or `"others"` ([`OTHERS`]): the
+    /// union of every other concept tested (`tcav.concepts`, plus any
+    /// random sets tested as concepts).
+    pub against: String,
+}
+
+/// The `against` value that means "the union of the other concepts".
+pub const OTHERS: &str = "others";
+
+impl RelativeTest {
+    /// The result row's name: `red vs blue`, `red vs others`.
+    pub fn label(&self) -> String {
+        format!("{} vs {}", self.concept, self.against)
+    }
 }
 
 /// The significance test of a (class, layer, concept).
@@ -182,6 +211,7 @@ impl Default for TcavConfig {
             statistic: Statistic::MeanDerivative,
             baseline: Baseline::AllPairs,
             accuracy_threshold: tcav_cav::DEFAULT_ACCURACY_THRESHOLD,
+            relative: Vec::new(),
         }
     }
 }
@@ -259,6 +289,38 @@ impl ExperimentConfig {
             return Err(
                 "`tcav.random_runs` = 1: the t-test needs at least 2 random runs (3 or more for a baseline)".into()
             );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for test in &tcav.relative {
+            if test.concept == test.against {
+                return Err(format!(
+                    "`tcav.relative` compares `{}` with itself: name another concept or \"{OTHERS}\" in `against`",
+                    test.concept
+                ));
+            }
+            if test.concept == OTHERS {
+                return Err(format!(
+                    "`tcav.relative`: `concept` = \"{OTHERS}\" is not allowed; \"{OTHERS}\" may only be an `against`"
+                ));
+            }
+            if !seen.insert(test.label()) {
+                return Err(format!("`tcav.relative` lists `{}` twice: keep one", test.label()));
+            }
+            if let DataConfig::Folders { concepts, .. } = &self.data {
+                for name in [&test.concept, &test.against] {
+                    if name != OTHERS && !concepts.contains_key(name) {
+                        return Err(format!(
+                            "`tcav.relative` names `{name}`, which is not one of `data.concepts` ({})",
+                            concepts.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ));
+                    }
+                }
+                if concepts.contains_key(OTHERS) {
+                    return Err(format!(
+                        "a concept is named `{OTHERS}`, which `tcav.relative` reserves for the union of the other concepts: rename that concept"
+                    ));
+                }
+            }
         }
         if !self.measure_reliance.is_empty() && !matches!(self.data, DataConfig::Builtin { .. }) {
             return Err("`measure_reliance` needs `data.source = \"builtin\"`: only generated images can be regenerated without a cue".into());
@@ -349,6 +411,40 @@ mod tests {
 
         let err = ExperimentConfig::load(Path::new("/nonexistent/exp.toml")).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/exp.toml"), "{err}");
+    }
+
+    #[test]
+    fn relative_tests_parse_and_are_checked() {
+        let (_d, path) = write(
+            "name = \"x\"\n[data]\nsource = \"builtin\"\n[tcav]\nrelative = [{ concept = \"red\", against = \"blue\" }, { concept = \"red\", against = \"others\" }]\n",
+        );
+        let config = ExperimentConfig::load(&path).unwrap();
+        let labels: Vec<String> = config.tcav.relative.iter().map(RelativeTest::label).collect();
+        assert_eq!(labels, ["red vs blue", "red vs others"]);
+        assert!(
+            ExperimentConfig::load(&write("name = \"x\"\n[data]\nsource = \"builtin\"\n").1)
+                .unwrap()
+                .tcav
+                .relative
+                .is_empty()
+        );
+
+        for (relative, needle) in [
+            ("[{ concept = \"red\", against = \"red\" }]", "itself"),
+            ("[{ concept = \"red\", against = \"blue\" }, { concept = \"red\", against = \"blue\" }]", "twice"),
+            ("[{ concept = \"others\", against = \"blue\" }]", "only be an `against`"),
+            ("[{ concept = \"red\", agains = \"blue\" }]", "agains"),
+        ] {
+            let (_d, path) =
+                write(&format!("name = \"x\"\n[data]\nsource = \"builtin\"\n[tcav]\nrelative = {relative}\n"));
+            let err = ExperimentConfig::load(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        let (_d, path) = write(
+            "name = \"m\"\n[data]\nsource = \"folders\"\nclasses = { a = \"a\", b = \"b\" }\nconcepts = { red = \"c/red\" }\nrandom_sets = { r0 = \"r/0\", r1 = \"r/1\", r2 = \"r/2\" }\n[tcav]\nrelative = [{ concept = \"red\", against = \"green\" }]\n",
+        );
+        let err = ExperimentConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("`green`") && err.contains("data.concepts"), "{err}");
     }
 
     #[test]

@@ -312,7 +312,7 @@ pub fn run_experiment_with(
         },
         layers: tcav_config.layers.clone(),
         classes: sets.classes.iter().map(|s| s.to_string()).collect(),
-        concepts: sets.concepts.iter().map(|s| s.to_string()).collect(),
+        concepts: sets.concepts.iter().map(|s| s.to_string()).chain(tcav::relative_labels(tcav_config)).collect(),
         random_sets: sets.random_sets.iter().map(|s| s.to_string()).collect(),
         results: stored.results,
         estimator: tcav_config.cav.estimator.name().to_string(),

@@ -6,6 +6,16 @@
 //! [`Baseline`] design; with the default, all pairs, one CAV is fitted per
 //! unordered pair of random sets and the reverse direction is that CAV
 //! negated, so `N(N−1)` baseline scores cost `N(N−1)/2` fits.
+//!
+//! Relative tests (`tcav.relative`, concept A vs concept B or vs the union
+//! of the other concepts) have N runs too: run `j` fits (A vs B) with its
+//! own seed. They are tested against the random-vs-random pairs of the
+//! baseline (docs/STATISTICS.md).
+//!
+//! Cost: CAVs are stored in groups (a concept's CAVs, the baseline's, a
+//! relative test's), one store artifact each; a layer's activations are
+//! read once for all fits (up to [`SHARED_ACTIVATIONS_LIMIT`]); each CAV's
+//! directional derivatives are computed once per class, in parallel.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,17 +23,19 @@ use std::path::PathBuf;
 use rayon::prelude::*;
 use serde::Serialize;
 use tcav_activations::{ACTIVATIONS, ActivationCache, ImageRef, read_rows};
-use tcav_cav::{Cav, CavLabel, directional_derivatives, fit_cav, is_reliable, tcav_magnitude, tcav_score};
+use tcav_cav::{
+    Cav, CavLabel, Gram, Rows, directional_derivatives, fit_cav_shared, is_reliable, tcav_magnitude, tcav_score,
+};
 use tcav_core::store::{ArtifactKey, ArtifactStore, KeyBuilder};
 use tcav_core::{Matrix, SetName, Split, seed};
 use tcav_model::BottleneckModel;
 use tcav_report::{ConceptResult, StabilityPoint, StabilityRow, Verdict};
 use tcav_stats::{
     Direction, TTest, adjust, baseline_spread, cohens_d, mann_whitney_u, summarize, two_sample_ttest,
-    unit_rank_p_value, unit_ttest,
+    unit_rank_p_value, unit_ttest, unit_ttest_dependent,
 };
 
-use crate::config::{Baseline, Statistic, TcavConfig};
+use crate::config::{Baseline, OTHERS, RelativeTest, Statistic, TcavConfig};
 use crate::error::{ExperimentError, Result};
 use crate::jobs::Prepared;
 
@@ -136,15 +148,146 @@ impl Design {
         })
     }
 
-    /// Every CAV to fit: (positive, negative), each unordered pair once.
-    fn fits(&self, concepts: &[SetName]) -> Vec<(SetName, SetName)> {
-        let mut fits: Vec<(SetName, SetName)> =
-            concepts.iter().flat_map(|c| self.concept_negatives.iter().map(move |r| (c.clone(), r.clone()))).collect();
-        for run in self.baseline_runs.iter().filter(|r| !r.negated) {
-            fits.push((run.positive.clone(), run.negative.clone()));
+    /// Every CAV to fit, in groups stored together: each concept against
+    /// each of its random sets, each baseline pair once, and `runs()` CAVs
+    /// per relative test.
+    fn groups(&self, concepts: &[SetName], relative: &[Relative]) -> Vec<Vec<Fit>> {
+        let mut groups: Vec<Vec<Fit>> =
+            concepts.iter().map(|c| self.concept_negatives.iter().map(|r| Fit::single(c, r)).collect()).collect();
+        groups.push(
+            self.baseline_runs
+                .iter()
+                .filter(|r| !r.negated)
+                .map(|run| Fit::single(&run.positive, &run.negative))
+                .collect(),
+        );
+        for test in relative {
+            groups.push((0..self.runs()).map(|j| test.fit(j)).collect());
         }
-        fits
+        groups
     }
+
+    /// Runs per concept (and per relative test).
+    fn runs(&self) -> usize {
+        self.concept_negatives.len()
+    }
+}
+
+/// One CAV to fit: `positive` against one set or the union of several.
+#[derive(Clone, Debug, PartialEq)]
+struct Fit {
+    positive: SetName,
+    /// The negative side: one set, or the sets of a union in name order.
+    negatives: Vec<SetName>,
+    /// The negative side's name in the CAV's record, seed and key.
+    negative_name: String,
+    /// Relative runs are CAVs of the same two sides, told apart by the run
+    /// index in their seed (so each run holds out different images and,
+    /// for a union, balances with a different subsample).
+    run: Option<usize>,
+}
+
+impl Fit {
+    fn single(positive: &SetName, negative: &SetName) -> Fit {
+        Fit {
+            positive: positive.clone(),
+            negatives: vec![negative.clone()],
+            negative_name: negative.to_string(),
+            run: None,
+        }
+    }
+
+    /// What the seed is derived from. Concept and baseline CAVs keep the
+    /// path they always had, so their seeds (and cached CAVs) are unchanged.
+    fn seed_path(&self, layer: &str) -> String {
+        let base = format!("cav/{layer}/{}/{}", self.positive, self.negative_name);
+        match self.run {
+            None => base,
+            Some(j) => format!("{base}/relative-run-{j}"),
+        }
+    }
+
+    /// The lookup key of the fitted CAV.
+    fn id(&self) -> (&str, &str, Option<usize>) {
+        (self.positive.as_str(), self.negative_name.as_str(), self.run)
+    }
+}
+
+/// A relative test resolved against the experiment's concepts.
+#[derive(Clone, Debug, PartialEq)]
+struct Relative {
+    /// The result row's name, `red vs blue`.
+    label: String,
+    /// A file-safe name for its derivatives, `red-vs-blue`.
+    file_stem: String,
+    concept: SetName,
+    negatives: Vec<SetName>,
+    negative_name: String,
+}
+
+impl Relative {
+    fn resolve(tests: &[RelativeTest], concepts: &[SetName]) -> Result<Vec<Relative>> {
+        let known = || concepts.iter().map(SetName::as_str).collect::<Vec<_>>().join(", ");
+        let find = |name: &str| {
+            concepts.iter().find(|c| c.as_str() == name).cloned().ok_or_else(|| {
+                ExperimentError::Mismatch(format!(
+                    "tcav.relative names `{name}`, which is not among the concepts tested ({}); add it to tcav.concepts or fix the name",
+                    known()
+                ))
+            })
+        };
+        if concepts.iter().any(|c| c.as_str() == OTHERS) && tests.iter().any(|t| t.against == OTHERS) {
+            return Err(ExperimentError::Mismatch(format!(
+                "a concept is named `{OTHERS}`, which tcav.relative reserves for the union of the other concepts; rename that concept"
+            )));
+        }
+        tests
+            .iter()
+            .map(|test| {
+                let concept = find(&test.concept)?;
+                let (negatives, negative_name) = if test.against == OTHERS {
+                    let mut others: Vec<SetName> = concepts.iter().filter(|c| **c != concept).cloned().collect();
+                    // Name order, so the union (and its seeds) does not
+                    // depend on the order concepts are listed in.
+                    others.sort();
+                    if others.is_empty() {
+                        return Err(ExperimentError::Mismatch(format!(
+                            "tcav.relative: `{}` vs `{OTHERS}` needs at least one other concept",
+                            test.concept
+                        )));
+                    }
+                    let name =
+                        format!("{OTHERS}({})", others.iter().map(SetName::as_str).collect::<Vec<_>>().join("+"));
+                    (others, name)
+                } else {
+                    let against = find(&test.against)?;
+                    (vec![against.clone()], against.to_string())
+                };
+                Ok(Relative {
+                    label: test.label(),
+                    file_stem: format!("{}-vs-{}", test.concept, test.against),
+                    concept,
+                    negatives,
+                    negative_name,
+                })
+            })
+            .collect()
+    }
+
+    fn fit(&self, run: usize) -> Fit {
+        Fit {
+            positive: self.concept.clone(),
+            negatives: self.negatives.clone(),
+            negative_name: self.negative_name.clone(),
+            run: Some(run),
+        }
+    }
+}
+
+/// The result-row names of the relative tests a config asks for
+/// (`red vs blue`), in config order, for the report's list of concepts.
+pub fn relative_labels(config: &TcavConfig) -> Vec<String> {
+    config.relative.iter().map(RelativeTest::label).collect()
 }
 
 fn set_digest(images: &[ImageRef]) -> String {
@@ -172,8 +315,9 @@ pub fn run<M: BottleneckModel>(
         )));
     }
     let design = Design::new(&sets.random_sets, &config.baseline)?;
+    let relative = Relative::resolve(&config.relative, &sets.concepts)?;
     let index_of = |set: &SetName| sets.random_sets.iter().position(|r| r == set).unwrap_or(usize::MAX);
-    let fits = design.fits(&sets.concepts);
+    let fit_groups = design.groups(&sets.concepts, &relative);
     let baseline_sets: Vec<(usize, usize)> =
         design.baseline_runs.iter().map(|r| r.scored()).map(|(p, n)| (index_of(p), index_of(n))).collect();
     let cache = ActivationCache::new(model, model_key.clone(), store.clone(), config.batch_size);
@@ -195,34 +339,24 @@ pub fn run<M: BottleneckModel>(
         let span = tracing::info_span!("layer", layer = layer.as_str());
         let _entered = span.enter();
 
-        // Activations go to the cache on disk; each CAV job reads just its
-        // two sets, so memory holds a few sets, not the whole layer.
-        let mut files: BTreeMap<SetName, Vec<PathBuf>> = BTreeMap::new();
-        for (set, images) in &set_images {
-            files.insert(set.clone(), cache.activation_files(layer, images, &format!("set `{set}`"))?);
-        }
-        let fitted: Vec<((SetName, SetName), Cav, ArtifactKey)> = fits
-            .par_iter()
-            .map(|(positive, negative)| {
-                let positive_side = (positive, set_images[positive].as_slice(), files[positive].as_slice());
-                let negative_side = (negative, set_images[negative].as_slice(), files[negative].as_slice());
-                let (cav, key) =
-                    cached_cav(layer, positive_side, negative_side, model_key, config, master_seed, store)?;
-                Ok(((positive.clone(), negative.clone()), cav, key))
-            })
-            .collect::<Result<_>>()?;
-        let cav_of: BTreeMap<(&SetName, &SetName), &Cav> =
-            fitted.iter().map(|((p, n), cav, _)| ((p, n), cav)).collect();
-        let cav_for = |run: &Run| cav_of[&(&run.positive, &run.negative)];
-        tracing::info!(cavs = fitted.len(), "CAVs ready");
+        let groups = fitted_groups(layer, &fit_groups, &set_images, &cache, model_key, config, master_seed, store)?;
+        let all: Vec<&(Cav, ArtifactKey)> = groups.iter().flatten().collect();
+        let index: BTreeMap<(&str, &str, Option<usize>), usize> =
+            fit_groups.iter().flatten().map(Fit::id).zip(0..).collect();
+        let cav_index = |id: (&str, &str, Option<usize>)| index[&id];
+        tracing::info!(cavs = all.len(), "CAVs ready");
 
         for class in &sets.classes {
             // One class's gradients at one layer are in memory at a time.
             let grads = cache.logit_gradients(layer, class.as_str(), &class_images[class])?;
+            // Each CAV's derivatives once, in parallel: a baseline pair
+            // serves two runs (the reverse is the negation).
+            let per_cav: Vec<Vec<f64>> =
+                all.par_iter().map(|(cav, _)| directional_derivatives(&grads, cav)).collect::<Result<_, _>>()?;
             let run_derivatives = |run: &Run| -> Result<Vec<f64>> {
-                let d = directional_derivatives(&grads, cav_for(run))?;
+                let d = &per_cav[cav_index((run.positive.as_str(), run.negative.as_str(), None))];
                 // Negating the CAV negates every derivative exactly.
-                Ok(if run.negated { d.into_iter().map(|v| -v).collect() } else { d })
+                Ok(if run.negated { d.iter().map(|v| -v).collect() } else { d.clone() })
             };
             let baseline_derivatives: Vec<Vec<f64>> =
                 design.baseline_runs.iter().map(run_derivatives).collect::<Result<_>>()?;
@@ -230,33 +364,41 @@ pub fn run<M: BottleneckModel>(
             let baseline_values: Vec<f64> =
                 baseline_derivatives.iter().map(|d| statistic(config.statistic, d)).collect();
             derivatives.push(to_matrix(layer, class, "baseline", &baseline_derivatives)?);
+            let mut push_row =
+                |kind: RowKind, name: String, file_stem: &str, cavs: Vec<usize>, negatives: Vec<usize>| {
+                    let per_run: Vec<Vec<f64>> = cavs.iter().map(|&i| per_cav[i].clone()).collect();
+                    let file = derivatives_file(layer, class, file_stem);
+                    derivatives.push(to_matrix(layer, class, file_stem, &per_run)?);
+                    raw_rows.push(RawRow {
+                        class: class.clone(),
+                        layer: layer.clone(),
+                        concept: name,
+                        kind,
+                        scores: per_run.iter().map(|d| tcav_score(d)).collect(),
+                        magnitudes: per_run.iter().map(|d| tcav_magnitude(d)).collect(),
+                        values: per_run.iter().map(|d| statistic(config.statistic, d)).collect(),
+                        baseline_values: baseline_values.clone(),
+                        negatives,
+                        baseline: baseline.clone(),
+                        baseline_sets: baseline_sets.clone(),
+                        accuracies: cavs.iter().map(|&i| all[i].0.holdout_accuracy).collect(),
+                        derivatives_file: file,
+                    });
+                    Ok::<_, ExperimentError>(())
+                };
             for concept in &sets.concepts {
-                let runs: Vec<Run> = design
-                    .concept_negatives
-                    .iter()
-                    .map(|r| Run { positive: concept.clone(), negative: r.clone(), negated: false })
-                    .collect();
-                let per_run: Vec<Vec<f64>> = runs.iter().map(run_derivatives).collect::<Result<_>>()?;
-                let accuracies: Vec<f64> = runs.iter().map(|r| cav_for(r).holdout_accuracy).collect();
-                let file = derivatives_file(layer, class, concept.as_str());
-                derivatives.push(to_matrix(layer, class, concept.as_str(), &per_run)?);
-                raw_rows.push(RawRow {
-                    class: class.clone(),
-                    layer: layer.clone(),
-                    concept: concept.clone(),
-                    scores: per_run.iter().map(|d| tcav_score(d)).collect(),
-                    magnitudes: per_run.iter().map(|d| tcav_magnitude(d)).collect(),
-                    values: per_run.iter().map(|d| statistic(config.statistic, d)).collect(),
-                    baseline_values: baseline_values.clone(),
-                    negatives: design.concept_negatives.iter().map(index_of).collect(),
-                    baseline: baseline.clone(),
-                    baseline_sets: baseline_sets.clone(),
-                    accuracies,
-                    derivatives_file: file,
-                });
+                let cavs = design.concept_negatives.iter().map(|r| cav_index((concept.as_str(), r.as_str(), None)));
+                let negatives = design.concept_negatives.iter().map(index_of).collect();
+                push_row(RowKind::Concept, concept.to_string(), concept.as_str(), cavs.collect(), negatives)?;
+            }
+            for test in &relative {
+                let cavs = (0..design.runs()).map(|j| cav_index(test.fit(j).id())).collect();
+                // Run j counts as "among the first k random sets" when j < k,
+                // so the stability steps use the first k relative runs.
+                push_row(RowKind::Relative, test.label.clone(), &test.file_stem, cavs, (0..design.runs()).collect())?;
             }
         }
-        cav_records.extend(fitted.into_iter().map(|(_, cav, key)| CavRecord { cav, key }));
+        cav_records.extend(groups.into_iter().flatten().map(|(cav, key)| CavRecord { cav, key }));
     }
 
     let (results, stability) = statistics(&raw_rows, config, sets.random_sets.len())?;
@@ -272,37 +414,178 @@ fn to_matrix(layer: &str, class: &SetName, concept: &str, runs: &[Vec<f64>]) -> 
     Ok(Derivatives { layer: layer.to_string(), class: class.clone(), concept: concept.to_string(), values })
 }
 
-fn cached_cav(
+/// Above this many bytes of one layer's activations (every concept and
+/// random set), CAV jobs read their own sets from the per-image cache
+/// instead of sharing one in-memory copy of the layer. The default
+/// experiment with 50 random sets needs about 55 MB at conv2.
+pub const SHARED_ACTIVATIONS_LIMIT: usize = 1 << 30;
+
+/// A CAV's seed and its artifact key, which names everything it depends on.
+fn cav_key(
     layer: &str,
-    (concept, concept_images, concept_files): (&SetName, &[ImageRef], &[PathBuf]),
-    (negative, negative_images, negative_files): (&SetName, &[ImageRef], &[PathBuf]),
+    fit: &Fit,
+    digests: &BTreeMap<SetName, String>,
+    model_key: &ArtifactKey,
+    config: &TcavConfig,
+    master_seed: u64,
+) -> (u64, ArtifactKey) {
+    let cav_seed = seed::derive(master_seed, &fit.seed_path(layer));
+    let mut key = KeyBuilder::new("cav");
+    key.param("version", &tcav_cav::OUTPUT_VERSION)
+        .input("model", model_key)
+        .param("layer", layer)
+        .param("concept", &fit.positive)
+        .content("concept_images", &digests[&fit.positive])
+        .param("negative", &fit.negative_name);
+    if let [negative] = fit.negatives.as_slice() {
+        key.content("negative_images", &digests[negative]);
+    } else {
+        for negative in &fit.negatives {
+            key.param("union_member", negative).content("negative_images", &digests[negative]);
+        }
+    }
+    (cav_seed, key.param("config", &config.cav).param("seed", &cav_seed).finish())
+}
+
+/// Fits (or fetches) every group of CAVs of one layer. Each group is one
+/// store artifact (one file for all its CAVs) keyed by its CAVs' keys;
+/// creating a folder and three files per CAV used to cost more than
+/// fitting it. Groups missing from the store are fitted together in
+/// parallel, from one in-memory copy of the layer's activations (each set
+/// read once) unless that exceeds [`SHARED_ACTIVATIONS_LIMIT`].
+#[allow(clippy::too_many_arguments, reason = "the stage's context, passed as is")]
+fn fitted_groups(
+    layer: &str,
+    groups: &[Vec<Fit>],
+    set_images: &BTreeMap<SetName, Vec<ImageRef>>,
+    cache: &ActivationCache<'_, impl BottleneckModel>,
     model_key: &ArtifactKey,
     config: &TcavConfig,
     master_seed: u64,
     store: &ArtifactStore,
-) -> Result<(Cav, ArtifactKey)> {
-    let cav_seed = seed::derive(master_seed, &format!("cav/{layer}/{concept}/{negative}"));
-    let key = KeyBuilder::new("cav")
-        .param("version", &tcav_cav::OUTPUT_VERSION)
-        .input("model", model_key)
-        .param("layer", layer)
-        .param("concept", concept)
-        .content("concept_images", &set_digest(concept_images))
-        .param("negative", negative)
-        .content("negative_images", &set_digest(negative_images))
-        .param("config", &config.cav)
-        .param("seed", &cav_seed)
-        .finish();
-    let file = "cav.safetensors";
-    let (dir, _) = store.get_or_build::<ExperimentError>("cavs", &key, |tmp| {
-        let label = CavLabel { layer, concept: concept.as_str(), negative: negative.as_str() };
-        let concept_acts = read_rows(concept_files, ACTIVATIONS)?;
-        let negative_acts = read_rows(negative_files, ACTIVATIONS)?;
-        let cav = fit_cav(label, &concept_acts, &negative_acts, &config.cav, cav_seed)?;
-        cav.save(&tmp.join(file))?;
-        Ok(())
-    })?;
-    Ok((Cav::load(&dir.join(file))?, key))
+) -> Result<Vec<Vec<(Cav, ArtifactKey)>>> {
+    const KIND: &str = "cav-groups";
+    const FILE: &str = "cavs.safetensors";
+    let digests: BTreeMap<SetName, String> = set_images.iter().map(|(s, i)| (s.clone(), set_digest(i))).collect();
+    let keyed: Vec<Vec<(u64, ArtifactKey)>> = groups
+        .iter()
+        .map(|g| g.iter().map(|fit| cav_key(layer, fit, &digests, model_key, config, master_seed)).collect())
+        .collect();
+    let group_keys: Vec<ArtifactKey> = keyed
+        .iter()
+        .map(|g| {
+            let mut key = KeyBuilder::new("cav-group");
+            key.param("version", &tcav_cav::OUTPUT_VERSION);
+            for (_, cav) in g {
+                key.input("cav", cav);
+            }
+            key.finish()
+        })
+        .collect();
+    let missing: Vec<usize> = (0..groups.len()).filter(|&g| store.get(KIND, &group_keys[g]).is_none()).collect();
+
+    if !missing.is_empty() {
+        // Activations go to the per-image cache on disk first.
+        let mut files: BTreeMap<&SetName, Vec<PathBuf>> = BTreeMap::new();
+        for (set, images) in set_images {
+            files.insert(set, cache.activation_files(layer, images, &format!("set `{set}`"))?);
+        }
+        let shared = shared_activations(&files)?;
+        // The union of other concepts is the same in every run of a
+        // relative test: stacked, and its Gram matrix computed, once.
+        let mut unions: BTreeMap<&str, (Matrix, Gram)> = BTreeMap::new();
+        if let Some(shared) = &shared {
+            for &g in &missing {
+                for fit in groups[g].iter().filter(|f| f.negatives.len() > 1) {
+                    if !unions.contains_key(fit.negative_name.as_str()) {
+                        let parts: Vec<&Matrix> = fit.negatives.iter().map(|n| &shared[n].0).collect();
+                        let union = tcav_cav::stack_rows(&parts)?;
+                        let gram = Gram::of(&union);
+                        unions.insert(fit.negative_name.as_str(), (union, gram));
+                    }
+                }
+            }
+        }
+        let side = |names: &[SetName], name: &str| -> Result<(std::borrow::Cow<'_, Matrix>, Option<&Gram>)> {
+            Ok(match (&shared, names) {
+                (Some(shared), [one]) => (std::borrow::Cow::Borrowed(&shared[one].0), Some(&shared[one].1)),
+                (Some(_), _) => {
+                    let (union, gram) = &unions[name];
+                    (std::borrow::Cow::Borrowed(union), Some(gram))
+                }
+                (None, names) => {
+                    let paths: Vec<PathBuf> = names.iter().flat_map(|n| files[n].iter().cloned()).collect();
+                    (std::borrow::Cow::Owned(read_rows(&paths, ACTIVATIONS)?), None)
+                }
+            })
+        };
+        let jobs: Vec<(usize, usize)> =
+            missing.iter().flat_map(|&g| (0..groups[g].len()).map(move |i| (g, i))).collect();
+        let mut fitted: Vec<Cav> = jobs
+            .par_iter()
+            .map(|&(g, i)| {
+                let fit = &groups[g][i];
+                let label = CavLabel { layer, concept: fit.positive.as_str(), negative: &fit.negative_name };
+                let (positive, positive_gram) = side(std::slice::from_ref(&fit.positive), fit.positive.as_str())?;
+                let (negative, negative_gram) = side(&fit.negatives, &fit.negative_name)?;
+                let positive = Rows { rows: &positive, gram: positive_gram };
+                let negative = Rows { rows: &negative, gram: negative_gram };
+                Ok(fit_cav_shared(label, positive, negative, &config.cav, keyed[g][i].0)?)
+            })
+            .collect::<Result<_>>()?;
+        for &g in missing.iter().rev() {
+            let cavs = fitted.split_off(fitted.len() - groups[g].len());
+            store.get_or_build::<ExperimentError>(KIND, &group_keys[g], |tmp| {
+                Cav::save_all(&cavs, &tmp.join(FILE))?;
+                Ok(())
+            })?;
+        }
+    }
+    // Always read back from the store, so a cold run reports exactly what
+    // a warm rerun will.
+    groups
+        .iter()
+        .enumerate()
+        .map(|(g, fits)| {
+            let dir = store.get(KIND, &group_keys[g]).ok_or_else(|| {
+                ExperimentError::Mismatch(format!("CAV group {} vanished from the store while running", group_keys[g]))
+            })?;
+            let cavs = Cav::load_all(&dir.join(FILE))?;
+            if cavs.len() != fits.len() {
+                return Err(ExperimentError::Mismatch(format!(
+                    "{} holds {} CAVs where {} were expected: delete that folder so it is rebuilt",
+                    dir.display(),
+                    cavs.len(),
+                    fits.len()
+                )));
+            }
+            Ok(cavs.into_iter().zip(keyed[g].iter().map(|(_, k)| k.clone())).collect())
+        })
+        .collect()
+}
+
+/// Every set's activations of one layer, each read once, with their Gram
+/// matrices, or `None` when they would take more than
+/// [`SHARED_ACTIVATIONS_LIMIT`] bytes.
+#[allow(clippy::type_complexity, reason = "a plain map of plain pairs")]
+fn shared_activations(files: &BTreeMap<&SetName, Vec<PathBuf>>) -> Result<Option<BTreeMap<SetName, (Matrix, Gram)>>> {
+    let Some(first) = files.values().find_map(|f| f.first()) else { return Ok(Some(BTreeMap::new())) };
+    let width = tcav_core::matrix::read_safetensors(first, ACTIVATIONS)?.cols();
+    let rows: usize = files.values().map(Vec::len).sum();
+    if rows.saturating_mul(width).saturating_mul(4) > SHARED_ACTIVATIONS_LIMIT {
+        tracing::info!(rows, width, "activations exceed the shared-memory limit; each CAV job reads its own sets");
+        return Ok(None);
+    }
+    let sets: Vec<(&SetName, &Vec<PathBuf>)> = files.iter().map(|(s, f)| (*s, f)).collect();
+    let matrices: Vec<(Matrix, Gram)> = sets
+        .par_iter()
+        .map(|(_, f)| {
+            let m = read_rows(f, ACTIVATIONS)?;
+            let gram = Gram::of(&m);
+            Ok((m, gram))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some(sets.into_iter().map(|(s, _)| s.clone()).zip(matrices).collect()))
 }
 
 /// The per-run quantity a test compares, from one run's derivatives.
@@ -319,11 +602,22 @@ pub fn derivatives_file(layer: &str, class: &SetName, concept: &str) -> String {
     format!("derivatives/{layer}/{class}/{concept}.safetensors")
 }
 
+/// What a row's runs score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowKind {
+    /// A concept against random sets.
+    Concept,
+    /// A concept against another concept or the union of the others.
+    Relative,
+}
+
 /// One (class, layer, concept) before statistics.
 struct RawRow {
     class: SetName,
     layer: String,
-    concept: SetName,
+    /// The row's name: a concept, or `red vs blue` for a relative test.
+    concept: String,
+    kind: RowKind,
     /// Sign-count TCAV score per run.
     scores: Vec<f64>,
     /// Captum magnitude score per run.
@@ -332,7 +626,8 @@ struct RawRow {
     values: Vec<f64>,
     /// The test's per-run statistic for each baseline run.
     baseline_values: Vec<f64>,
-    /// Index of each run's negative random set.
+    /// Index of each run's negative random set (for a relative row, the
+    /// run's index), for restricting to the first k random sets.
     negatives: Vec<usize>,
     /// Baseline score per baseline run.
     baseline: Vec<f64>,
@@ -378,6 +673,14 @@ impl RawRow {
                 let (scores, baseline) = self.first_runs(k, &self.scores, &self.baseline);
                 let rank = mann_whitney_u(&scores, &baseline)?.p_value;
                 (two_sample_ttest(&scores, &baseline, kind)?, rank)
+            }
+            None if self.kind == RowKind::Relative => {
+                // A relative CAV (A vs B) is compared with CAVs of pairs of
+                // random sets (r_i vs r_j, among the first k): one value per
+                // baseline run, built from only k independent sets.
+                let (runs, pairs) = self.first_runs(k, &self.values, &self.baseline_values);
+                let value = runs.iter().sum::<f64>() / runs.len().max(1) as f64;
+                (unit_ttest_dependent(value, &pairs, k.min(pairs.len()))?, unit_rank_p_value(value, &pairs)?)
             }
             None => {
                 let (concept, reference) = self.units(k);
@@ -442,7 +745,7 @@ fn statistics(
         .map(|row| StabilityRow {
             class: row.class.to_string(),
             layer: row.layer.clone(),
-            concept: row.concept.to_string(),
+            concept: row.concept.clone(),
             points: Vec::new(),
         })
         .collect();
@@ -464,7 +767,7 @@ fn statistics(
         results.push(ConceptResult {
             class: row.class.to_string(),
             layer: row.layer.clone(),
-            concept: row.concept.to_string(),
+            concept: row.concept.clone(),
             scores: row.scores.clone(),
             mean: concept.mean,
             std: concept.std,
@@ -503,7 +806,9 @@ mod tests {
         let random = names("random_", 5);
         let design = Design::new(&random, &Baseline::AllPairs).unwrap();
         assert_eq!(design.baseline_runs.len(), 20);
-        let fits = design.fits(&names("c", 2));
+        let groups = design.groups(&names("c", 2), &[]);
+        assert_eq!(groups.len(), 3, "one group per concept, one for the baseline");
+        let fits: Vec<Fit> = groups.into_iter().flatten().collect();
         assert_eq!(fits.len(), 2 * 5 + 10, "10 unordered pairs, each fitted once");
         for i in 0..5 {
             for j in 0..5 {
@@ -529,7 +834,8 @@ mod tests {
         RawRow {
             class: SetName::new("c").unwrap(),
             layer: "l".into(),
-            concept: SetName::new("x").unwrap(),
+            concept: "x".into(),
+            kind: RowKind::Concept,
             scores: values.clone(),
             magnitudes: values.clone(),
             negatives: (0..values.len()).collect(),
@@ -558,6 +864,76 @@ mod tests {
         let (concept, reference) = r.units(2);
         assert_eq!(concept, 1.5);
         assert_eq!(reference.len(), 2);
+    }
+
+    fn relative(concept: &str, against: &str) -> RelativeTest {
+        RelativeTest { concept: concept.into(), against: against.into() }
+    }
+
+    #[test]
+    fn relative_tests_fit_one_cav_per_run_against_the_concept_or_the_union() {
+        let random = names("random_", 4);
+        let concepts: Vec<SetName> = ["red", "blue", "green"].map(|c| SetName::new(c).unwrap()).to_vec();
+        let design = Design::new(&random, &Baseline::AllPairs).unwrap();
+        let tests = [relative("red", "blue"), relative("blue", "red"), relative("red", "others")];
+        let resolved = Relative::resolve(&tests, &concepts).unwrap();
+        let labels: Vec<&str> = resolved.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["red vs blue", "blue vs red", "red vs others"]);
+        assert_eq!(resolved[2].file_stem, "red-vs-others");
+        // The union is the other concepts in name order, named after them.
+        assert_eq!(resolved[2].negatives, [SetName::new("blue").unwrap(), SetName::new("green").unwrap()]);
+        assert_eq!(resolved[2].negative_name, "others(blue+green)");
+
+        let groups = design.groups(&concepts, &resolved);
+        assert_eq!(groups.len(), 3 + 1 + 3, "concepts, baseline, relative tests");
+        let fits: Vec<Fit> = groups.into_iter().flatten().collect();
+        let absolute = 3 * 4 + 6;
+        assert_eq!(fits.len(), absolute + 3 * 4, "one CAV per random run and relative test");
+        let red_vs_blue: Vec<&Fit> =
+            fits.iter().filter(|f| f.positive.as_str() == "red" && f.negative_name == "blue").collect();
+        assert_eq!(red_vs_blue.len(), 4);
+        assert_eq!(red_vs_blue.iter().map(|f| f.run).collect::<Vec<_>>(), [Some(0), Some(1), Some(2), Some(3)]);
+        // Each run has its own seed, distinct from the absolute CAVs' seeds.
+        let mut seeds: Vec<String> = fits.iter().map(|f| f.seed_path("conv2")).collect();
+        seeds.sort();
+        seeds.dedup();
+        assert_eq!(seeds.len(), fits.len(), "every CAV has its own seed");
+        // Absolute CAVs keep the seed path they always had.
+        assert_eq!(Fit::single(&concepts[0], &random[1]).seed_path("conv2"), "cav/conv2/red/random_1");
+        assert_eq!(resolved[0].fit(2).seed_path("conv2"), "cav/conv2/red/blue/relative-run-2");
+        // The union does not depend on the order concepts are listed in.
+        let reordered: Vec<SetName> = concepts.iter().rev().cloned().collect();
+        assert_eq!(Relative::resolve(&tests, &reordered).unwrap(), resolved);
+    }
+
+    #[test]
+    fn relative_tests_name_unknown_concepts_and_reserved_names() {
+        let concepts: Vec<SetName> = ["red", "blue"].map(|c| SetName::new(c).unwrap()).to_vec();
+        let err = Relative::resolve(&[relative("red", "green")], &concepts).unwrap_err().to_string();
+        assert!(err.contains("`green`") && err.contains("red, blue"), "{err}");
+        let err = Relative::resolve(&[relative("red", "others")], &concepts[..1]).unwrap_err().to_string();
+        assert!(err.contains("at least one other concept"), "{err}");
+        let with_others: Vec<SetName> = ["red", "others"].map(|c| SetName::new(c).unwrap()).to_vec();
+        let err = Relative::resolve(&[relative("red", "others")], &with_others).unwrap_err().to_string();
+        assert!(err.contains("rename"), "{err}");
+    }
+
+    #[test]
+    fn relative_rows_are_tested_against_the_random_pairs() {
+        // Three random sets, all ordered pairs (±d): the reference of a
+        // relative row is these six pair values, with k = 3 units.
+        let pairs = vec![(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)];
+        let baseline = vec![0.3, 0.5, -0.3, 0.1, -0.5, -0.1];
+        let mut r = row(vec![1.0, 2.0, 3.0], pairs, baseline.clone());
+        r.kind = RowKind::Relative;
+        let config = TcavConfig::default();
+        let (test, rank) = r.test(3, &config).unwrap();
+        let expected = unit_ttest_dependent(2.0, &baseline, 3).unwrap();
+        assert_eq!((test.t, test.df, test.p_value), (expected.t, 2.0, expected.p_value));
+        assert_eq!(rank, unit_rank_p_value(2.0, &baseline).unwrap());
+        // With the first two random sets: runs 0 and 1, pairs (0,1), (1,0).
+        let (concept, pairs) = r.first_runs(2, &r.values, &r.baseline_values);
+        assert_eq!((concept, pairs), (vec![1.0, 2.0], vec![0.3, -0.3]));
     }
 
     #[test]

@@ -44,5 +44,5 @@ pub use rank::{RankMethod, RankTest, mann_whitney_u};
 pub use spread::{BaselineSpread, EXTREME_HIGH, EXTREME_LOW, baseline_spread};
 pub use summary::{Summary, summarize};
 pub use ttest::{TTest, TTestKind, cohens_d, two_sample_ttest};
-pub use unit::{unit_rank_p_value, unit_ttest};
+pub use unit::{unit_rank_p_value, unit_ttest, unit_ttest_dependent};
 pub use verdict::{Direction, Verdict};

@@ -49,6 +49,44 @@ pub fn unit_ttest(concept: f64, reference: &[f64]) -> Result<TTest> {
     Ok(TTest { kind: TTestKind::Student, t, df, p_value, mean_a: concept, mean_b: m.mean })
 }
 
+/// The same prediction-interval t-test, for a `reference` whose values are
+/// not independent: they are built from only `units` independent draws
+/// (e.g. CAVs of every pair of `units` random sets, each set in many
+/// pairs). Their sample variance estimates the spread of one value, but it
+/// carries about as much information as `units` draws, not
+/// `reference.len()`, so the test uses `units − 1` degrees of freedom and
+/// `t = (x − mean) / (s · √(1 + 1/units))`: with `units` at most the number
+/// of values this is never less conservative than [`unit_ttest`].
+///
+/// Used for relative TCAV (concept A vs concept B), whose reference is the
+/// random-vs-random pairs of the baseline.
+pub fn unit_ttest_dependent(concept: f64, reference: &[f64], units: usize) -> Result<TTest> {
+    const WHAT: &str = "a t-test against a dependent reference";
+    check(&[concept], UNIT, 1, WHAT)?;
+    check(reference, REFERENCE, 3, WHAT)?;
+    if units < 3 || units > reference.len() {
+        return Err(crate::StatsError::TooFewValues {
+            sample: "independent units behind the reference (at most one per reference value)",
+            given: units,
+            needed: 3,
+            what: WHAT,
+        });
+    }
+    let m = moments(reference, REFERENCE)?;
+    let df = (units - 1) as f64;
+    let std_err = (m.var * (1.0 + 1.0 / units as f64)).sqrt();
+    let diff = concept - m.mean;
+    let (t, p_value) = if std_err > 0.0 {
+        let t = diff / std_err;
+        (t, (2.0 * students_t(df)?.sf(t.abs())).clamp(0.0, 1.0))
+    } else if diff == 0.0 {
+        (0.0, 1.0)
+    } else {
+        (f64::INFINITY.copysign(diff), 0.0)
+    };
+    Ok(TTest { kind: TTestKind::Student, t, df, p_value, mean_a: concept, mean_b: m.mean })
+}
+
 /// The two-sided exact rank test of the same design: the p-value of
 /// `concept` being as extreme as it is among `reference` values when all
 /// `n + 1` are exchangeable, `min(1, 2·(1 + #{as extreme on the same side}) / (n + 1))`.
@@ -112,6 +150,25 @@ mod tests {
         assert!(unit_ttest(0.5, &[0.1, 0.2]).is_err());
         assert!(unit_ttest(f64::NAN, &REF).is_err());
         assert!(unit_ttest(0.5, &[0.1, f64::INFINITY, 0.3]).is_err());
+    }
+
+    #[test]
+    fn the_dependent_reference_test_uses_the_units_for_df() {
+        // With units = n it is exactly the unit test.
+        let same = unit_ttest_dependent(0.97, &REF, REF.len()).unwrap();
+        let unit = unit_ttest(0.97, &REF).unwrap();
+        assert_eq!((same.t, same.df, same.p_value), (unit.t, unit.df, unit.p_value));
+        // Fewer units: fewer df and a wider interval, so a larger p-value.
+        // t = (0.97 - mean) / (s * sqrt(1 + 1/4)); p = 2 * scipy.stats.t.sf(|t|, 3)
+        let fewer = unit_ttest_dependent(0.97, &REF, 4).unwrap();
+        assert_eq!(fewer.df, 3.0);
+        let n = REF.len() as f64;
+        let mean = REF.iter().sum::<f64>() / n;
+        let s = (REF.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        assert!((fewer.t - (0.97 - mean) / (s * 1.25f64.sqrt())).abs() < 1e-12);
+        assert!(fewer.p_value > unit.p_value);
+        assert!(unit_ttest_dependent(0.5, &REF, 2).is_err());
+        assert!(unit_ttest_dependent(0.5, &REF, 9).is_err());
     }
 
     #[test]
