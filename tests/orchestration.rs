@@ -85,12 +85,13 @@ fn a_rerun_does_no_work_and_a_new_concept_computes_only_what_depends_on_it() {
     // Preprocessing looks for duplicates across all sets, so it runs again;
     // the classifier's training images are unchanged, so it is reused.
     let layers = 2;
-    let random_sets = 3;
     assert_eq!(
         built(&third),
         BTreeMap::from([
             ("activations".to_string(), layers * 4),
-            ("cavs".to_string(), layers * random_sets),
+            // One group per (layer, concept): the new concept's CAVs against
+            // every random set.
+            ("cav-groups".to_string(), layers),
             ("preprocess".to_string(), 1),
             ("tcav".to_string(), 1),
         ]),
@@ -158,7 +159,7 @@ fn damaged_artifacts_are_detected_and_rebuilt_to_identical_results() {
     let first = run(&config, &paths, None);
 
     // Truncate the classifier's weights, flip a bit in one cached
-    // activation row, and damage the stored statistics.
+    // activation row, and damage the stored statistics and every CAV group.
     let only = |kind: &str| std::fs::read_dir(paths.store.join(kind)).unwrap().next().unwrap().unwrap().path();
     let weights = only("train").join(tcav_train::WEIGHTS_FILE);
     let bytes = std::fs::read(&weights).unwrap();
@@ -170,10 +171,21 @@ fn damaged_artifacts_are_detected_and_rebuilt_to_identical_results() {
     bytes[last] ^= 1;
     std::fs::write(&row, bytes).unwrap();
     std::fs::write(only("tcav").join("outcome.json"), b"{").unwrap();
+    // Damaged CAV groups make the TCAV stage read the activations again.
+    let groups: Vec<PathBuf> = std::fs::read_dir(paths.store.join("cav-groups"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("cavs.safetensors"))
+        .collect();
+    for group in &groups {
+        let bytes = std::fs::read(group).unwrap();
+        std::fs::write(group, &bytes[..bytes.len() - 8]).unwrap();
+    }
 
     let again = run(&config, &paths, None);
     assert_eq!(work(&again, "train"), Work { built: 1, reused: 0, corrupted: 1 });
     assert_eq!(work(&again, "tcav"), Work { built: 1, reused: 0, corrupted: 1 });
+    assert_eq!(work(&again, "cav-groups").built, groups.len());
+    assert_eq!(work(&again, "cav-groups").corrupted, groups.len());
     assert_eq!(work(&again, "activations").built, 1, "only the damaged row is recomputed");
     assert_eq!(again.report.results, first.report.results, "retraining is deterministic");
 }
@@ -184,13 +196,13 @@ fn force_reruns_a_stage_and_every_stage_after_it() {
     let config = write_config(dir.path(), SMALL_BUILTIN);
     let paths = paths(dir.path(), "store");
     let first = run(&config, &paths, None);
-    let cavs = work(&first, "cavs").built;
+    let cavs = work(&first, "cav-groups").built;
     assert!(cavs > 0);
 
     let forced = run(&config, &paths, Some(Stage::Cavs));
     assert_eq!(
         built(&forced),
-        BTreeMap::from([("cavs".to_string(), cavs), ("tcav".to_string(), 1)]),
+        BTreeMap::from([("cav-groups".to_string(), cavs), ("tcav".to_string(), 1)]),
         "CAVs and statistics rerun; data, model and activations do not"
     );
     assert_eq!(forced.report.results, first.report.results);

@@ -39,7 +39,7 @@ pub use plan::{PlanStep, Stage};
 
 /// The version of the TCAV stage's stored output (scores and statistics);
 /// bump it when the statistics change, so stored results are not reused.
-pub const TCAV_OUTPUT_VERSION: u32 = 1;
+pub const TCAV_OUTPUT_VERSION: u32 = 2;
 
 /// Where a run's inputs and outputs live.
 #[derive(Clone, Debug)]
@@ -490,8 +490,13 @@ fn reliance_line(reliance: &[jobs::Reliance]) -> String {
 
 /// The report's one-line description of the design and what is compared.
 fn design_line(tcav_config: &TcavConfig) -> String {
+    let relative = if tcav_config.relative.is_empty() {
+        String::new()
+    } else {
+        "; relative rows (A vs B) against the random pairs' values (prediction-interval t, N − 1 df)".to_string()
+    };
     format!(
-        "{}; {}",
+        "{}; {}{relative}",
         match &tcav_config.baseline {
             config::Baseline::AllPairs => {
                 "all-pairs baseline (each unordered pair of random sets fitted once; reverse = negated CAV)".to_string()

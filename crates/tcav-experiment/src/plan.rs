@@ -49,7 +49,7 @@ impl Stage {
             Stage::Train => &["train"],
             Stage::Reliance => &["reliance"],
             Stage::Activations => &["activations", "gradients"],
-            Stage::Cavs => &["cavs"],
+            Stage::Cavs => &["cav-groups"],
             Stage::Tcav => &["tcav"],
         }
     }
@@ -272,7 +272,7 @@ pub fn plan(
             let key = crate::tcav_key(config, (&prepared, model, &sets), &store)?;
             if planner.job(Stage::Tcav, "tcav", &key) {
                 planner.steps.push(PlanStep {
-                    stage: "cavs".into(),
+                    stage: "cav-groups".into(),
                     key: None,
                     status: if force.is_some_and(|f| Stage::Cavs.depends_on(f)) { Status::Forced } else { Status::WillRun },
                     why: "inside the TCAV job: activations, gradients and CAVs already in the store are reused, the rest computed".into(),

@@ -482,7 +482,10 @@ fn fitted_groups(
             key.finish()
         })
         .collect();
-    let missing: Vec<usize> = (0..groups.len()).filter(|&g| store.get(KIND, &group_keys[g]).is_none()).collect();
+    // Under `--force cavs` every group is refitted (once: the store
+    // remembers what it rebuilt).
+    let missing: Vec<usize> =
+        (0..groups.len()).filter(|&g| store.is_forced(KIND) || store.get(KIND, &group_keys[g]).is_none()).collect();
 
     if !missing.is_empty() {
         // Activations go to the per-image cache on disk first.

@@ -97,7 +97,7 @@ fn a_killed_run_resumes_to_the_results_of_an_uninterrupted_one() {
     assert!(!some_complete(&store, "train"), "the killed training must not have left a model");
     // Second interruption, during CAV fitting (best effort: on a fast
     // machine the stage may finish between two polls).
-    let killed_twice = kill_when(tcav(&config, &store, &runs), || some_complete(&store, "cavs"));
+    let killed_twice = kill_when(tcav(&config, &store, &runs), || some_complete(&store, "cav-groups"));
     let status = tcav(&config, &store, &runs).status().unwrap();
     assert!(status.success());
 
