@@ -263,6 +263,22 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
     assert!(err.contains("experiment.toml") && err.contains("layerz") && err.contains("line 14"), "{err}");
 }
 
+/// A standard normal draw (Box–Muller), for the null simulations.
+fn normal(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
+    use rand::Rng;
+    let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+/// A random set's activations for the null simulations: `images` rows of
+/// `width` normal values around the set's own small offset, as real image
+/// sets have.
+fn null_set(rng: &mut rand_chacha::ChaCha8Rng, width: usize, images: usize) -> tcav_core::Matrix {
+    let offset: Vec<f64> = (0..width).map(|_| 0.3 * normal(rng)).collect();
+    let data = (0..images * width).map(|k| (offset[k % width] + normal(rng)) as f32).collect();
+    tcav_core::Matrix::new(images, width, data).unwrap()
+}
+
 /// Null calibration, activations only: every "concept" is just one more
 /// random set, drawn exactly like the random sets, and the class gradients
 /// share a consistent direction (as a trained classifier's do). Over 300
@@ -272,7 +288,7 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
 /// independent, rejects far more often.
 #[test]
 fn null_calibration_concepts_that_are_random_sets() {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     use rayon::prelude::*;
 
     const EXPERIMENTS: usize = 300;
@@ -281,16 +297,7 @@ fn null_calibration_concepts_that_are_random_sets() {
     const ALPHA: f64 = 0.05;
     let (width, images, class_images) = (32, 20, 30);
 
-    fn normal(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
-        let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-    let set = |rng: &mut rand_chacha::ChaCha8Rng| {
-        // Each set has its own small offset, as real image sets do.
-        let offset: Vec<f64> = (0..width).map(|_| 0.3 * normal(rng)).collect();
-        let data = (0..images * width).map(|k| (offset[k % width] + normal(rng)) as f32).collect();
-        tcav_core::Matrix::new(images, width, data).unwrap()
-    };
+    let set = |rng: &mut rand_chacha::ChaCha8Rng| null_set(rng, width, images);
 
     let outcomes: Vec<(bool, bool, usize)> = (0..EXPERIMENTS)
         .into_par_iter()
@@ -362,22 +369,14 @@ fn null_calibration_concepts_that_are_random_sets() {
 /// orchestrator does; neither may reject more often than α allows.
 #[test]
 fn null_calibration_of_relative_tcav() {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     use rayon::prelude::*;
 
     const EXPERIMENTS: usize = 300;
     const RANDOM_SETS: usize = 10;
     const ALPHA: f64 = 0.05;
     let (width, images, class_images) = (32, 20, 30);
-    fn normal(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
-        let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-    let set = |rng: &mut rand_chacha::ChaCha8Rng| {
-        let offset: Vec<f64> = (0..width).map(|_| 0.3 * normal(rng)).collect();
-        let data = (0..images * width).map(|k| (offset[k % width] + normal(rng)) as f32).collect();
-        tcav_core::Matrix::new(images, width, data).unwrap()
-    };
+    let set = |rng: &mut rand_chacha::ChaCha8Rng| null_set(rng, width, images);
     let rejections: Vec<(bool, bool)> = (0..EXPERIMENTS)
         .into_par_iter()
         .map(|experiment| {

@@ -35,9 +35,16 @@ pub fn unit_ttest(concept: f64, reference: &[f64]) -> Result<TTest> {
     check(&[concept], UNIT, 1, WHAT)?;
     check(reference, REFERENCE, 3, WHAT)?;
     let m = moments(reference, REFERENCE)?;
-    let df = (m.n - 1) as f64;
-    let std_err = (m.var * (1.0 + 1.0 / m.n as f64)).sqrt();
-    let diff = concept - m.mean;
+    prediction_interval_test(concept, m.mean, m.var, m.n)
+}
+
+/// `t = (x − mean) / (s · √(1 + 1/units))` on `units − 1` degrees of
+/// freedom, two-sided; a zero spread gives t = 0 (p = 1) at the mean and
+/// ±inf (p = 0) elsewhere.
+fn prediction_interval_test(concept: f64, mean: f64, var: f64, units: usize) -> Result<TTest> {
+    let df = (units - 1) as f64;
+    let std_err = (var * (1.0 + 1.0 / units as f64)).sqrt();
+    let diff = concept - mean;
     let (t, p_value) = if std_err > 0.0 {
         let t = diff / std_err;
         (t, (2.0 * students_t(df)?.sf(t.abs())).clamp(0.0, 1.0))
@@ -46,7 +53,7 @@ pub fn unit_ttest(concept: f64, reference: &[f64]) -> Result<TTest> {
     } else {
         (f64::INFINITY.copysign(diff), 0.0)
     };
-    Ok(TTest { kind: TTestKind::Student, t, df, p_value, mean_a: concept, mean_b: m.mean })
+    Ok(TTest { kind: TTestKind::Student, t, df, p_value, mean_a: concept, mean_b: mean })
 }
 
 /// The same prediction-interval t-test, for a `reference` whose values are
@@ -73,18 +80,7 @@ pub fn unit_ttest_dependent(concept: f64, reference: &[f64], units: usize) -> Re
         });
     }
     let m = moments(reference, REFERENCE)?;
-    let df = (units - 1) as f64;
-    let std_err = (m.var * (1.0 + 1.0 / units as f64)).sqrt();
-    let diff = concept - m.mean;
-    let (t, p_value) = if std_err > 0.0 {
-        let t = diff / std_err;
-        (t, (2.0 * students_t(df)?.sf(t.abs())).clamp(0.0, 1.0))
-    } else if diff == 0.0 {
-        (0.0, 1.0)
-    } else {
-        (f64::INFINITY.copysign(diff), 0.0)
-    };
-    Ok(TTest { kind: TTestKind::Student, t, df, p_value, mean_a: concept, mean_b: m.mean })
+    prediction_interval_test(concept, m.mean, m.var, units)
 }
 
 /// The two-sided exact rank test of the same design: the p-value of
