@@ -217,17 +217,24 @@ impl ArtifactStore {
         }
     }
 
-    /// The digest of the stored artifact's files under `prefix` (a
-    /// relative folder like `splited/`), from the hashes its marker
-    /// recorded: a key for what a later job reads of it, so that job is
-    /// reused when those files did not change even if others did.
-    pub fn files_digest(&self, kind: &str, key: &ArtifactKey, prefix: &str) -> Result<String> {
+    /// The digest of the stored artifact's files under each of `prefixes`
+    /// (relative folders like `splited/`), from the hashes its marker
+    /// recorded (read once): keys for what a later job reads of it, so that
+    /// job is reused when those files did not change even if others did.
+    pub fn files_digests<S: AsRef<str>>(&self, kind: &str, key: &ArtifactKey, prefixes: &[S]) -> Result<Vec<String>> {
         let marker: Marker = read_json(&self.path(kind, key).join(COMPLETE_MARKER))?;
-        let mut hasher = KeyBuilder::new("files");
-        for (file, hash) in marker.files.range(prefix.to_string()..).take_while(|(f, _)| f.starts_with(prefix)) {
-            hasher.content(file, hash);
-        }
-        Ok(hasher.finish().to_string())
+        Ok(prefixes
+            .iter()
+            .map(|prefix| {
+                let prefix = prefix.as_ref();
+                let mut hasher = KeyBuilder::new("files");
+                for (file, hash) in marker.files.range(prefix.to_string()..).take_while(|(f, _)| f.starts_with(prefix))
+                {
+                    hasher.content(file, hash);
+                }
+                hasher.finish().to_string()
+            })
+            .collect())
     }
 
     /// Where the artifact `kind`/`key` lives once complete.

@@ -239,7 +239,7 @@ pub fn train_key(
         // across all sets) but leaves these files, so the classifier is reused.
         .content(
             "training_images",
-            &store.files_digest("preprocess", preprocess_key, &format!("{}/", tcav_preprocess::TRAIN_DIR))?,
+            &store.files_digests("preprocess", preprocess_key, &[format!("{}/", tcav_preprocess::TRAIN_DIR)])?.concat(),
         )
         .param("classes", classes)
         .param(

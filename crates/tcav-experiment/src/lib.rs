@@ -217,13 +217,12 @@ pub fn tcav_key(
         .param("tcav", &config.tcav)
         .param("seed", &config.seed)
         .param("sets", &(&sets.classes, &sets.concepts, &sets.random_sets));
-    for class in &sets.classes {
-        let prefix = format!("{}/test/{class}/", tcav_preprocess::TRAIN_DIR);
-        key.content("images", &store.files_digest("preprocess", &prepared.key, &prefix)?);
-    }
-    for set in sets.concepts.iter().chain(&sets.random_sets) {
-        let prefix = format!("{}/{set}/", tcav_preprocess::TCAV_DIR);
-        key.content("images", &store.files_digest("preprocess", &prepared.key, &prefix)?);
+    let folders: Vec<String> = (sets.classes.iter())
+        .map(|class| format!("{}/test/{class}/", tcav_preprocess::TRAIN_DIR))
+        .chain(sets.concepts.iter().chain(&sets.random_sets).map(|set| format!("{}/{set}/", tcav_preprocess::TCAV_DIR)))
+        .collect();
+    for digest in store.files_digests("preprocess", &prepared.key, &folders)? {
+        key.content("images", &digest);
     }
     Ok(key)
 }
