@@ -346,7 +346,19 @@ fn discard(path: &Path) {
 /// Blake3 of every file under `dir` (recursively), by relative path with
 /// `/` separators.
 pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> Result<()> {
+    files_in(dir)?
+        .into_iter()
+        .map(|file| {
+            let hash = hash_file(&dir.join(&file))?;
+            Ok((file, hash))
+        })
+        .collect()
+}
+
+/// Every file under `dir` (recursively), by relative path with `/`
+/// separators, sorted.
+pub fn files_in(dir: &Path) -> Result<Vec<String>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         let entries = std::fs::read_dir(dir).map_err(|e| CoreError::io("listing", dir, e))?;
         for entry in entries {
             let path = entry.map_err(|e| CoreError::io("listing", dir, e))?.path();
@@ -356,13 +368,14 @@ pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
                 let relative = path.strip_prefix(root).unwrap_or(&path);
                 let name: Vec<String> =
                     relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                out.insert(name.join("/"), hash_file(&path)?);
+                out.push(name.join("/"));
             }
         }
         Ok(())
     }
-    let mut files = BTreeMap::new();
+    let mut files = Vec::new();
     walk(dir, dir, &mut files)?;
+    files.sort();
     Ok(files)
 }
 

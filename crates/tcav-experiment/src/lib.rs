@@ -520,7 +520,7 @@ const DERIVATIVES_DIR: &str = "derivatives";
 /// Copies a folder tree (files written atomically), so the run folder owns
 /// its files and editing them cannot damage the store.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    for (file, _) in tcav_core::store::hash_tree(from)? {
+    for file in tcav_core::store::files_in(from)? {
         let bytes =
             std::fs::read(from.join(&file)).map_err(|e| tcav_core::CoreError::io("reading", from.join(&file), e))?;
         write_atomic(&to.join(&file), &bytes)?;
